@@ -1,0 +1,1 @@
+"""tines.grammar: constraints (regex, JSON schema, choices) as token-mask FSMs."""

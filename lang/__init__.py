@@ -1,0 +1,1 @@
+"""tines: a structured-generation language for LLM programs."""

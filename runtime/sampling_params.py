@@ -1,0 +1,120 @@
+"""The one definition of sampling parameters, shared by the frontend, engine and server.
+
+Torch-free on purpose: the frontend (`tines`) imports this module and must not pull in torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class SamplingParams:
+    """How to decode one request.
+
+    At most one constraint (`regex`, `json_schema`, `choices`) may be set. `json_schema` is a
+    dict or a JSON string (the frontend turns a pydantic class into its schema dict).
+    `temperature == 0` means greedy. `stop` strings are matched across token boundaries and
+    excluded from the output text.
+    """
+
+    max_new_tokens: int = 128
+    min_new_tokens: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1  # -1: all tokens
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    seed: int | None = None
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    prompt_logprobs: bool = False
+    skip_special_tokens: bool = True
+    regex: str | None = None
+    json_schema: dict | str | None = None
+    choices: list[str] | None = None
+    # Whitespace allowed between JSON tokens: None is compact JSON; otherwise a regex such as
+    # r"[ \n]{0,2}" that the grammar places where JSON allows whitespace.
+    json_whitespace: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        self.stop = list(self.stop or [])
+        self.stop_token_ids = list(self.stop_token_ids or [])
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range."""
+        _check(isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0,
+               "max_new_tokens", f"must be a positive integer, got {self.max_new_tokens!r}")
+        _check(0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens",
+               f"must be in [0, max_new_tokens], got {self.min_new_tokens!r}")
+        _check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}")
+        _check(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}")
+        _check(self.top_k == -1 or self.top_k >= 1, "top_k",
+               f"must be -1 (off) or >= 1, got {self.top_k!r}")
+        _check(0 <= self.min_p <= 1, "min_p", f"must be in [0, 1], got {self.min_p!r}")
+        _check(self.repetition_penalty > 0, "repetition_penalty",
+               f"must be > 0, got {self.repetition_penalty!r}")
+        _check(-2 <= self.frequency_penalty <= 2, "frequency_penalty",
+               f"must be in [-2, 2], got {self.frequency_penalty!r}")
+        _check(-2 <= self.presence_penalty <= 2, "presence_penalty",
+               f"must be in [-2, 2], got {self.presence_penalty!r}")
+        _check(isinstance(self.n, int) and self.n >= 1, "n", f"must be >= 1, got {self.n!r}")
+        _check(0 <= self.top_logprobs <= 20, "top_logprobs",
+               f"must be in [0, 20], got {self.top_logprobs!r}")
+        _check(all(isinstance(s, str) and s for s in self.stop), "stop",
+               "must be a list of non-empty strings")
+        _check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids), "stop_token_ids",
+               "must be a list of non-negative integers")
+        constraints = [name for name in ("regex", "json_schema", "choices")
+                       if getattr(self, name) is not None]
+        _check(len(constraints) <= 1, constraints[-1] if constraints else "regex",
+               f"only one constraint may be set, got {constraints}")
+        if self.choices is not None:
+            _check(len(self.choices) > 0 and all(isinstance(c, str) for c in self.choices),
+                   "choices", "must be a non-empty list of strings")
+        if isinstance(self.json_schema, str):
+            try:
+                json.loads(self.json_schema)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"json_schema: not valid JSON ({e})") from None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def constraint(self) -> tuple[str, Any] | None:
+        """("regex" | "json_schema" | "choices", value), or None when decoding is free."""
+        for name in ("regex", "json_schema", "choices"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
+        """Build from a JSON-like dict; unknown keys raise ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown sampling parameter(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}: {message}")
