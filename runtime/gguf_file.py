@@ -63,8 +63,10 @@ class GGUFFile:
             raise ValueError(f"tensor {name}: GGML type {kind} is not supported "
                              f"(supported: {', '.join(SUPPORTED_TYPES)})")
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-        values = gguf.quants.dequantize(t.data, t.tensor_type)
-        return np.ascontiguousarray(values, dtype=np.float32).reshape(shape)
+        values = np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        if not values.flags.writeable:  # float tensors come back as views of the read-only map
+            values = values.copy()
+        return values.reshape(shape)
 
 
 def _field_value(fld: Any) -> Any:

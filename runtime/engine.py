@@ -1,0 +1,301 @@
+"""Engine: the public face of the runtime. Loads a model and runs EngineCore on its own thread.
+
+Callers on any thread submit requests and block on results (`generate`, `stream`, `score`);
+asyncio callers await them (`agenerate`, `astream`, `ascore`) without a thread per request.
+Prompts are tokenized and validated on the caller's thread, so bad input fails there, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .chat_template import ChatTemplate
+from .engine_config import EngineConfig
+from .engine_core import EngineCore
+from .handle import RequestHandle
+from .kv_pool import KVPool
+from .loader import load_model
+from .model_runner import ModelRunner
+from .outputs import RequestOutput, StreamDelta
+from .radix_cache import RadixCache
+from .registry import resolve_model
+from .request import Request
+from .sampling_params import SamplingParams
+from .scheduler import Scheduler
+from .scoring import ContinuationScore, continuation_requests, score_of
+from .slot_table import SlotTable
+from .tokenizer import Tokenizer
+
+log = logging.getLogger("tines.engine")
+Prompt = str | Sequence[int]
+
+
+class QueueFullError(RuntimeError):
+    """The waiting queue is at `max_queue`; try again later."""
+
+
+class Engine:
+    def __init__(self, model: str | Path | None = None, config: EngineConfig | None = None,
+                 **overrides: Any):
+        cfg = config or EngineConfig()
+        if model is not None:
+            overrides["model"] = str(model)
+        self.cfg = cfg = replace(cfg, **overrides)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.model_path = resolve_model(cfg.model)
+        dtype = getattr(torch, cfg.dtype)
+        loaded = load_model(self.model_path, dtype, cfg.max_model_len)
+        self.model_config = loaded.config
+        self.max_model_len = loaded.model.max_positions
+        if loaded.gguf is not None:
+            self.tokenizer = Tokenizer.from_gguf_metadata(loaded.gguf.metadata)
+            self.chat_template = ChatTemplate.from_gguf_metadata(loaded.gguf.metadata, self.tokenizer)
+        else:
+            self.tokenizer = Tokenizer.from_hf_folder(self.model_path)
+            self.chat_template = ChatTemplate.from_hf_folder(self.model_path)
+        mc = loaded.config
+        pool = KVPool(self._pool_tokens(mc), mc.num_layers, mc.num_kv_heads, mc.head_dim, dtype)
+        cache = RadixCache(pool, disabled=cfg.disable_radix_cache)
+        table = SlotTable(2 * cfg.max_running + 1, self.max_model_len + 1)
+        scheduler = Scheduler(cfg, pool, cache, table)
+        self.core = EngineCore(cfg, self.tokenizer, ModelRunner(loaded.model, pool, table),
+                               scheduler, self.max_model_len)
+        self.pool, self.cache, self.scheduler = pool, cache, scheduler
+        self._grammars = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._ids = itertools.count()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="tines-engine", daemon=True)
+        self._thread.start()
+
+    def _pool_tokens(self, mc) -> int:
+        if self.cfg.kv_tokens:
+            return self.cfg.kv_tokens
+        per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,
+                                           getattr(torch, self.cfg.dtype))
+        return max(1024, min(self.cfg.max_kv_tokens,
+                             int(_available_memory() * self.cfg.kv_memory_fraction) // per_token))
+
+    # --- submitting -----------------------------------------------------------------------
+    def submit(self, prompt: Prompt, params: SamplingParams | None = None, *,
+               request_id: str | None = None, stream: bool = False, prefill_only: bool = False,
+               logprob_start: int | None = None,
+               loop: asyncio.AbstractEventLoop | None = None) -> RequestHandle:
+        """Queue one request; returns its handle at once. Raises ValueError for bad input and
+        QueueFullError when the queue is full."""
+        params = params or SamplingParams()
+        ids = self.encode_prompt(prompt)
+        self._validate(ids, params)
+        if len(self.scheduler.waiting) >= self.cfg.max_queue:
+            raise QueueFullError(f"the queue is full ({self.cfg.max_queue} waiting requests)")
+        handle = RequestHandle(request_id or f"req-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
+        req = Request(handle.request_id, ids, params, handle.push, stream, prefill_only,
+                      logprob_start, grammar_future=self._compile_grammar(params))
+        self._inbox.put(("add", req))
+        self._wake.set()
+        return handle
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenizer.encode(prompt, add_special_tokens=True)
+        ids = [int(t) for t in prompt]
+        bad = [t for t in ids if not 0 <= t < self.model_config.vocab_size]
+        if bad:
+            raise ValueError(f"input_ids: token id {bad[0]} is outside the vocabulary "
+                             f"[0, {self.model_config.vocab_size})")
+        return ids
+
+    def _validate(self, ids: list[int], params: SamplingParams) -> None:
+        if not ids:
+            raise ValueError("prompt: empty (at least one token is needed)")
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"prompt: {len(ids)} tokens does not fit the context of "
+                             f"{self.max_model_len} tokens")
+        if len(ids) + params.max_new_tokens > self.pool.num_slots:
+            raise ValueError(f"prompt ({len(ids)} tokens) + max_new_tokens "
+                             f"({params.max_new_tokens}) can never fit the KV pool of "
+                             f"{self.pool.num_slots} tokens")
+
+    def _compile_grammar(self, params: SamplingParams) -> Future | None:
+        if params.constraint is None:
+            return None
+        from .grammar_bridge import GrammarBridge  # grammar support loads on first use
+
+        if self._grammars is None:
+            self._grammars = GrammarBridge(self.tokenizer, self.model_config.vocab_size)
+        return self._grammars.compile_async(params)
+
+    # --- blocking and async results -------------------------------------------------------
+    def generate(self, prompt: Prompt | list[Prompt], params: SamplingParams | None = None
+                 ) -> RequestOutput | list[RequestOutput]:
+        """Run one prompt (-> RequestOutput) or a list of prompts (-> list, same order),
+        all submitted at once so they batch together."""
+        if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+            handles = [self.submit(p, params) for p in prompt]
+            return [h.result() for h in handles]
+        return self.submit(prompt, params).result()
+
+    def stream(self, prompt: Prompt, params: SamplingParams | None = None,
+               request_id: str | None = None) -> Iterator[StreamDelta]:
+        handle = self.submit(prompt, params, request_id=request_id, stream=True)
+        try:
+            yield from handle
+        finally:
+            if not handle._done:
+                self.abort(handle.request_id)
+
+    async def agenerate(self, prompt: Prompt, params: SamplingParams | None = None,
+                        request_id: str | None = None) -> RequestOutput:
+        handle = self.submit(prompt, params, request_id=request_id, loop=asyncio.get_running_loop())
+        try:
+            return await handle.aresult()
+        finally:
+            if not handle._done:
+                self.abort(handle.request_id)
+
+    async def astream(self, prompt: Prompt, params: SamplingParams | None = None,
+                      request_id: str | None = None) -> AsyncIterator[StreamDelta]:
+        handle = self.submit(prompt, params, request_id=request_id, stream=True,
+                             loop=asyncio.get_running_loop())
+        try:
+            async for delta in handle:
+                yield delta
+        finally:
+            if not handle._done:  # the consumer went away: free the request's KV now
+                self.abort(handle.request_id)
+
+    def score(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
+        """Each continuation's token logprobs given the prefix. All are submitted together:
+        the prefix is computed once and the others extend it from the radix cache."""
+        reqs = continuation_requests(self, prefix, continuations)
+        handles = [self.submit(ids, SamplingParams(max_new_tokens=1), prefill_only=True,
+                               logprob_start=start) for ids, start in reqs]
+        return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
+
+    async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
+        reqs = continuation_requests(self, prefix, continuations)
+        loop = asyncio.get_running_loop()
+        handles = [self.submit(ids, SamplingParams(max_new_tokens=1), prefill_only=True,
+                               logprob_start=start, loop=loop) for ids, start in reqs]
+        outs = await asyncio.gather(*(h.aresult() for h in handles))
+        return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
+
+    # --- control --------------------------------------------------------------------------
+    def abort(self, request_id: str) -> None:
+        """Stop a request at the next step boundary; its KV slots and locks are returned."""
+        self._inbox.put(("abort", request_id))
+        self._wake.set()
+
+    def flush_cache(self) -> bool:
+        """Drop the radix cache (refused while requests run). Returns whether it flushed."""
+        return self.call(lambda core: core.cache.flush())
+
+    def call(self, fn: Callable[[EngineCore], Any]) -> Any:
+        """Run fn(core) on the engine thread between steps and return its result."""
+        future: Future = Future()
+        self._inbox.put(("call", (fn, future)))
+        self._wake.set()
+        return future.result()
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of load and cache figures (read without stopping the engine)."""
+        c, cache, pool = self.core.counters, self.cache, self.pool
+        looked_up = cache.hit_tokens + cache.miss_tokens
+        return {
+            "running": len(self.scheduler.running),
+            "waiting": len(self.scheduler.waiting),
+            "kv_slots_total": pool.num_slots,
+            "kv_slots_used": pool.num_used,
+            "kv_slots_cached": cache.total_size,
+            "cache_hit_tokens": cache.hit_tokens,
+            "cache_hit_rate": cache.hit_tokens / looked_up if looked_up else 0.0,
+            "evicted_tokens": cache.evicted_tokens,
+            "retractions": self.scheduler.num_retractions,
+            "num_requests": c.num_requests,
+            "num_finished": c.num_finished,
+            "num_aborted": c.num_aborted,
+            "prompt_tokens": c.prompt_tokens,
+            "prefill_tokens_computed": c.prefill_tokens_computed,
+            "decode_tokens_computed": c.decode_tokens_computed,
+            "generated_tokens": c.generated_tokens,
+            "forced_tokens": c.forced_tokens,
+            "steps": c.steps,
+        }
+
+    def shutdown(self) -> None:
+        """Abort what is running and stop the engine thread."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    # --- the engine thread ----------------------------------------------------------------
+    def _loop(self) -> None:
+        core = self.core
+        while True:
+            self._drain_inbox()
+            if self._stopping:
+                for rid in list(core.requests):
+                    core.abort(rid)
+                return
+            if not self.scheduler.has_work():
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                progressed = core.step()
+            except Exception as e:  # a bug, not bad input: fail what was running, keep serving
+                log.exception("engine step failed")
+                for req in list(core.requests.values()):
+                    core.fail(req, RuntimeError(f"engine step failed: {e!r}"))
+                continue
+            if not progressed:  # e.g. waiting for a grammar to compile
+                self._wake.wait(0.002)
+                self._wake.clear()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "add":
+                self.core.add(item)
+            elif kind == "abort":
+                self.core.abort(item)
+            elif kind == "call":
+                fn, future = item
+                try:
+                    future.set_result(fn(self.core))
+                except Exception as e:
+                    future.set_exception(e)
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30

@@ -1,0 +1,45 @@
+"""EngineConfig: every knob of the engine, validated once at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULE_POLICIES = ("lpm", "fcfs")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """`kv_tokens` sizes the KV pool in tokens; when None, `kv_memory_fraction` of the
+    machine's available memory (after weights) is used, capped at `max_kv_tokens`."""
+
+    model: str | None = None  # a path, a known name, or None for the default model
+    dtype: str = "float32"
+    kv_tokens: int | None = None
+    kv_memory_fraction: float = 0.25
+    max_kv_tokens: int = 65536
+    max_running: int = 64  # sequences decoding at once
+    max_queue: int = 4096  # waiting requests before submit refuses
+    chunked_prefill_size: int = 512  # prompt tokens computed per step, over all sequences
+    schedule_policy: str = "lpm"
+    disable_radix_cache: bool = False
+    max_model_len: int | None = None  # defaults to the model's context length
+    num_threads: int | None = None  # torch intra-op threads; None = all cores
+    seed: int = 0  # for requests without their own seed
+    # A waiting request sharing more than this many uncached prompt tokens with a prompt being
+    # computed waits a step, then reuses that prompt's KV instead of computing it again.
+    share_wait_threshold: int = 32
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.schedule_policy not in SCHEDULE_POLICIES:
+            raise ValueError(f"schedule_policy must be one of {SCHEDULE_POLICIES}, "
+                             f"got {self.schedule_policy!r}")
+        for name in ("max_running", "max_queue", "chunked_prefill_size", "max_kv_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kv_tokens is not None and self.kv_tokens < 16:
+            raise ValueError(f"kv_tokens must be >= 16, got {self.kv_tokens}")
+        if not 0 < self.kv_memory_fraction <= 0.9:
+            raise ValueError(f"kv_memory_fraction must be in (0, 0.9], got {self.kv_memory_fraction}")

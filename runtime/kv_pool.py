@@ -1,0 +1,64 @@
+"""KVPool: preallocated K/V tensors addressed by token slot.
+
+Every cached or in-flight token owns one slot; its K and V for layer `l` live at
+`k[l, slot]` / `v[l, slot]`. The pool hands out slots and takes them back; it does not know
+who holds them (the radix cache and the running requests do).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class OutOfSlots(RuntimeError):
+    """alloc() asked for more slots than are free."""
+
+
+class KVPool:
+    def __init__(self, num_slots: int, num_layers: int, num_kv_heads: int, head_dim: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
+        if num_slots < 1:
+            raise ValueError(f"a KV pool needs at least one slot, got {num_slots}")
+        self.num_slots = num_slots
+        self.dtype = dtype
+        self.k = torch.zeros(num_layers, num_slots, num_kv_heads, head_dim, dtype=dtype,
+                             device=device)  # (L, S, Hkv, D)
+        self.v = torch.zeros_like(self.k)
+        self._free = torch.arange(num_slots, dtype=torch.int64)
+        self._num_free = num_slots
+
+    @classmethod
+    def bytes_per_token(cls, num_layers: int, num_kv_heads: int, head_dim: int,
+                        dtype: torch.dtype) -> int:
+        return 2 * num_layers * num_kv_heads * head_dim * torch.finfo(dtype).bits // 8
+
+    @property
+    def num_free(self) -> int:
+        return self._num_free
+
+    @property
+    def num_used(self) -> int:
+        return self.num_slots - self._num_free
+
+    def alloc(self, n: int) -> torch.Tensor:
+        """n free slots as an int64 tensor; raises OutOfSlots when fewer are free."""
+        if n > self._num_free:
+            raise OutOfSlots(f"asked for {n} KV slots, {self._num_free} free")
+        out = self._free[:n]
+        self._free = self._free[n:]
+        self._num_free -= n
+        return out
+
+    def free(self, slots: torch.Tensor) -> None:
+        """Return slots to the pool. Freeing a slot twice corrupts the accounting: callers
+        (radix cache, requests) must each free only what they own."""
+        if slots.numel() == 0:
+            return
+        self._free = torch.cat((self._free, slots.to(torch.int64).flatten()))
+        self._num_free += slots.numel()
+        if self._num_free > self.num_slots:
+            raise RuntimeError(f"KV pool over-freed: {self._num_free} free of {self.num_slots}")
+
+    def free_slot_set(self) -> set[int]:
+        """For integrity checks in tests: the free slots as a set."""
+        return set(self._free.tolist())

@@ -1,0 +1,112 @@
+"""Load a model's config and weights from a GGUF file or a Hugging Face safetensors folder.
+
+Both sources are turned into a stream of (Hugging Face tensor name, float tensor) pairs that
+`LlamaModel.load_weights` consumes, so the model knows one naming scheme.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .config import ModelConfig
+from .gguf_file import GGUFFile
+from .models.llama import LlamaModel
+from .models.rope import inverse_frequencies
+
+# GGUF architectures whose Q/K rows llama.cpp's converter permuted for its interleaved rope.
+_PERMUTED_QK = ("llama", "mistral")
+
+_GGUF_GLOBAL = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_GGUF_LAYER = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    model: LlamaModel
+    config: ModelConfig
+    path: Path
+    gguf: GGUFFile | None = None  # kept so the raw quantized blocks stay reachable
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
+               max_positions: int | None = None) -> LoadedModel:
+    path = Path(path)
+    if path.is_dir():
+        cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
+        model = LlamaModel(cfg, dtype, max_positions)
+        model.load_weights(_safetensors_weights(path))
+        return LoadedModel(model, cfg, path)
+    if path.suffix != ".gguf":
+        raise ValueError(f"{path}: expected a .gguf file or a folder with config.json")
+    gguf = GGUFFile(path)
+    names = set(gguf.tensor_names())
+    cfg = ModelConfig.from_gguf(gguf.metadata, names)
+    model = LlamaModel(cfg, dtype, max_positions)
+    if "rope_freqs.weight" in names:  # llama3-style scaling stored as per-frequency factors
+        model.set_rope(inverse_frequencies(cfg, torch.from_numpy(gguf.dequantize("rope_freqs.weight"))))
+    model.load_weights(_gguf_weights(gguf, cfg))
+    return LoadedModel(model, cfg, path, gguf)
+
+
+def gguf_to_hf_name(name: str) -> str | None:
+    if name in _GGUF_GLOBAL:
+        return _GGUF_GLOBAL[name]
+    if not name.startswith("blk."):
+        return None
+    _, idx, module, kind = name.split(".")
+    return f"model.layers.{idx}.{_GGUF_LAYER[module]}.{kind}" if module in _GGUF_LAYER else None
+
+
+def _gguf_weights(gguf: GGUFFile, cfg: ModelConfig) -> Iterator[tuple[str, torch.Tensor]]:
+    permuted = cfg.architecture in _PERMUTED_QK
+    for name in gguf.tensor_names():
+        hf_name = gguf_to_hf_name(name)
+        if hf_name is None:
+            continue
+        tensor = torch.from_numpy(gguf.dequantize(name))
+        if permuted and name.endswith(("attn_q.weight", "attn_q.bias")):
+            tensor = unpermute_qk(tensor, cfg.num_heads)
+        elif permuted and name.endswith(("attn_k.weight", "attn_k.bias")):
+            tensor = unpermute_qk(tensor, cfg.num_kv_heads)
+        yield hf_name, tensor
+
+
+def unpermute_qk(w: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Undo llama.cpp's Q/K row permutation: within each head, rows were reordered from
+    (half, pair) to (pair, half) to suit its interleaved rotary; we use the half-split one."""
+    rows = w.shape[0]
+    return (w.reshape(num_heads, rows // num_heads // 2, 2, *w.shape[1:])
+             .transpose(1, 2).reshape(w.shape))
+
+
+def _safetensors_weights(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors files in {folder}")
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():
+                yield name, f.get_tensor(name)

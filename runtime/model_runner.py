@@ -1,0 +1,82 @@
+"""ModelRunner: turns a step's chunks into tensors, runs the model, returns the logits needed.
+
+Logits are computed only for the rows someone reads: the last token of each chunk that
+reaches the end of its sequence (to sample the next token) and the prompt positions whose
+logprobs were asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import kernels
+from .kv_pool import KVPool
+from .models.llama import ForwardBatch, LlamaModel
+from .scheduler import Chunk
+from .slot_table import SlotTable
+
+
+@dataclass(slots=True)
+class StepLogits:
+    logits: torch.Tensor  # (N, V) float32
+    sample_row: dict[int, int]  # id(chunk.seq) -> row of `logits` for its next token
+    prompt_rows: dict[int, tuple[int, int, int]]  # id(seq) -> (first row, count, first position)
+
+
+class ModelRunner:
+    def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable):
+        self.model, self.pool, self.table = model, pool, table
+
+    def run(self, chunks: list[Chunk]) -> tuple[list[Chunk], StepLogits]:
+        """Chunks come back reordered (extend chunks first, then single-token decodes) with
+        the logits of the rows that need them."""
+        extend = [c for c in chunks if c.length > 1]
+        decode = [c for c in chunks if c.length == 1]
+        chunks = extend + decode
+        ids: list[int] = []
+        positions: list[int] = []
+        for c in chunks:
+            ids += c.seq.token_ids[c.start:c.end]
+            positions += range(c.start, c.end)
+        batch = ForwardBatch(
+            input_ids=torch.tensor(ids, dtype=torch.int64),
+            positions=torch.tensor(positions, dtype=torch.int64),
+            out_slots=torch.cat([c.slots for c in chunks]),
+            attn=kernels.AttentionPlan(self._attention(extend), self._attention(decode)),
+            kv=self.pool,
+        )
+        hidden = self.model(batch)  # (T, hidden)
+        rows, sample_row, prompt_rows = self._logit_rows(chunks)
+        logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
+        return chunks, StepLogits(logits, sample_row, prompt_rows)
+
+    def _attention(self, chunks: list[Chunk]) -> kernels.AttentionBatch | None:
+        if not chunks:
+            return None
+        rows = torch.tensor([c.seq.row for c in chunks], dtype=torch.int64)
+        kv_lens = [c.end for c in chunks]
+        table = self.table.table[rows, :max(kv_lens)]  # (B, max_kv)
+        return kernels.AttentionBatch.from_table([c.length for c in chunks], kv_lens, table)
+
+    @staticmethod
+    def _logit_rows(chunks: list[Chunk]) -> tuple[list[int], dict[int, int], dict]:
+        rows: list[int] = []
+        sample_row: dict[int, int] = {}
+        prompt_rows: dict[int, tuple[int, int, int]] = {}
+        offset = 0
+        for c in chunks:
+            seq = c.seq
+            start = seq.request.logprob_start
+            if start is not None and seq.num_output == 0:
+                # Row at position p predicts token p+1: we need p+1 in [start, prompt_len).
+                lo, hi = max(c.start, start - 1), min(c.end, seq.prompt_len - 1)
+                if lo < hi:
+                    prompt_rows[id(seq)] = (len(rows), hi - lo, lo + 1)
+                    rows += range(offset + lo - c.start, offset + hi - c.start)
+            if c.reaches_end and not seq.request.prefill_only:
+                sample_row[id(seq)] = len(rows)
+                rows.append(offset + c.length - 1)
+            offset += c.length
+        return rows, sample_row, prompt_rows

@@ -1,0 +1,243 @@
+"""Scheduler: decides which tokens of which sequences one step computes, and owns their memory.
+
+Each step: every running sequence with one pending token decodes it; longer pending runs
+(prompts, recomputed retractions, jump-forward text) are computed in chunks under a shared
+token budget; then waiting sequences are admitted in policy order while budget, rows and
+memory last. When the pool runs dry, unlocked cache is evicted first; if decoding still
+cannot proceed, the running sequence with the least progress is retracted to the queue (its
+computed KV goes to the radix cache, so most of it is reused when it returns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .engine_config import EngineConfig
+from .kv_pool import KVPool
+from .radix_cache import RadixCache
+from .request import Sequence, SeqStatus
+from .slot_table import SlotTable
+
+# While a queue waits, admission keeps this share of the running sequences' remaining decode
+# tokens free; it relaxes step by step and tightens again after a retraction.
+RESERVE_RATIO_INIT, RESERVE_RATIO_MIN, RESERVE_RATIO_DECAY = 0.5, 0.05, 0.002
+# How many waiting sequences get their cached-prefix length refreshed per step (lpm).
+LPM_REFRESH_PER_STEP = 256
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Positions [start, end) of `seq` are computed this step into `slots`."""
+
+    seq: Sequence
+    start: int
+    end: int
+    slots: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    @property
+    def reaches_end(self) -> bool:
+        return self.end == len(self.seq.token_ids)
+
+
+class Scheduler:
+    def __init__(self, cfg: EngineConfig, pool: KVPool, cache: RadixCache, table: SlotTable):
+        self.cfg, self.pool, self.cache, self.table = cfg, pool, cache, table
+        self.waiting: list[Sequence] = []
+        self.running: list[Sequence] = []
+        self.reserve_ratio = RESERVE_RATIO_INIT
+        self.num_retractions = 0
+        self._match_len: dict[int, tuple[int, int]] = {}  # id(seq) -> (cache version, length)
+
+    # --- queue --------------------------------------------------------------------------
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def schedule(self) -> list[Chunk]:
+        budget = self.cfg.chunked_prefill_size
+        chunks = self._schedule_decodes()
+        for seq in [s for s in self.running if s.num_pending > 1]:
+            n = min(seq.num_pending, budget)
+            if n <= 0 or not self._make_room(n):
+                break
+            chunks.append(self._chunk(seq, n))
+            budget -= n
+        if budget > 0:
+            chunks += self._admit(budget, [s for s in self.running if s.num_pending > 1])
+        self.reserve_ratio = max(RESERVE_RATIO_MIN, self.reserve_ratio - RESERVE_RATIO_DECAY)
+        return chunks
+
+    def _schedule_decodes(self) -> list[Chunk]:
+        decoding = [s for s in self.running if s.num_pending == 1]
+        while decoding and not self._make_room(len(decoding)):
+            # Retract the sequence with the least progress (fewest outputs, latest arrival).
+            victim = min(self.running, key=lambda s: (s.num_output, -s.request.arrival))
+            if victim in decoding:
+                decoding.remove(victim)
+            self.retract(victim)
+        return [self._chunk(s, 1) for s in decoding]
+
+    def _admit(self, budget: int, inflight: list[Sequence]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for seq in self._ordered_waiting():
+            if budget <= 0 or len(self.running) >= self.cfg.max_running or not self.table.num_free_rows:
+                break
+            future = seq.request.grammar_future
+            if future is not None and not future.done():
+                continue
+            match = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)])
+            if self._shares_with(seq, match.length, inflight):
+                continue  # computed by an earlier request this or next step; reuse it then
+            n = min(len(seq.token_ids) - match.length, budget)
+            self.cache.lock(match.node)
+            reserve = int(self.reserve_ratio * sum(
+                s.request.params.max_new_tokens - s.num_output for s in self.running))
+            if not self._make_room(n + (reserve if self.running else 0)):
+                self.cache.unlock(match.node)
+                break
+            first_admission = seq.request.num_cached_tokens == 0 and seq.index == 0 and \
+                seq.num_output == 0
+            if first_admission:
+                self.cache.record_match(match.length, seq.prompt_len)
+                seq.request.num_cached_tokens = match.length
+            self.waiting.remove(seq)
+            self._match_len.pop(id(seq), None)
+            seq.row = self.table.alloc_row()
+            self.table.write(seq.row, 0, match.slots)
+            seq.last_node, seq.cached_len, seq.num_computed = match.node, match.length, match.length
+            seq.status = SeqStatus.RUNNING
+            self.running.append(seq)
+            chunks.append(self._chunk(seq, n))
+            inflight.append(seq)
+            budget -= n
+        return chunks
+
+    def _ordered_waiting(self) -> list[Sequence]:
+        if self.cfg.schedule_policy == "fcfs" or self.cache.disabled:
+            return list(self.waiting)
+        # lpm: longest cached prefix first. Cached lengths are refreshed a bounded number per
+        # step so a long queue costs the same per step (stale lengths only affect order).
+        refreshed = 0
+        for seq in self.waiting:
+            version, _ = self._match_len.get(id(seq), (-1, 0))
+            if version != self.cache.version and refreshed < LPM_REFRESH_PER_STEP:
+                length = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)]).length
+                self._match_len[id(seq)] = (self.cache.version, length)
+                refreshed += 1
+        return sorted(self.waiting, key=lambda s: -self._match_len.get(id(s), (0, 0))[1])
+
+    def _shares_with(self, seq: Sequence, cached: int, inflight: list[Sequence]) -> bool:
+        tokens = seq.tokens_array()
+        for other in inflight:
+            if _common_prefix_len(tokens, other.tokens_array()) > cached + self.cfg.share_wait_threshold:
+                return True
+        return False
+
+    # --- memory -------------------------------------------------------------------------
+    def _make_room(self, n: int) -> bool:
+        short = n - self.pool.num_free
+        if short > 0:
+            self.cache.evict(short)
+        return self.pool.num_free >= n
+
+    def _chunk(self, seq: Sequence, n: int) -> Chunk:
+        start = seq.num_computed
+        slots = self.pool.alloc(n)
+        self.table.write(seq.row, start, slots)
+        return Chunk(seq, start, start + n, slots)
+
+    def cache_computed(self, seq: Sequence) -> None:
+        """Put the computed part of a running sequence into the radix cache and hold it there
+        (so requests arriving later reuse it while this one still runs)."""
+        if self.cache.disabled or seq.num_computed == seq.cached_len:
+            return
+        tokens = seq.token_ids[:seq.num_computed]
+        self.cache.insert(tokens, self.table.read(seq.row, seq.num_computed))
+        match = self.cache.match_prefix(tokens)
+        self.cache.lock(match.node)
+        self.cache.unlock(seq.last_node)
+        self.table.write(seq.row, 0, match.slots)
+        seq.last_node, seq.cached_len = match.node, match.length
+
+    def release(self, seq: Sequence, status: SeqStatus) -> None:
+        """Give back everything a running sequence holds; its computed KV goes to the cache."""
+        self.cache.insert(seq.token_ids[:seq.num_computed], self.table.read(seq.row, seq.num_computed))
+        self.cache.unlock(seq.last_node)
+        self.table.free_row(seq.row)
+        self.running.remove(seq)
+        seq.row, seq.last_node, seq.cached_len, seq.num_computed = -1, None, 0, 0
+        seq.status = status
+
+    def retract(self, seq: Sequence) -> None:
+        """Move a running sequence back to the front of the queue, keeping its tokens."""
+        self.release(seq, SeqStatus.WAITING)
+        self.waiting.insert(0, seq)
+        self.num_retractions += 1
+        self.reserve_ratio = RESERVE_RATIO_INIT
+
+    def remove_waiting(self, seq: Sequence) -> None:
+        self.waiting.remove(seq)
+        self._match_len.pop(id(seq), None)
+        seq.status = SeqStatus.FINISHED
+
+    def fork(self, parent: Sequence, child: Sequence) -> bool:
+        """Start `child` running on a copy of `parent`'s computed prompt. Shares the cached
+        KV through the radix tree, or copies it when the cache is off. False when there is no
+        row or memory; the child then waits in the queue and recomputes."""
+        n = parent.num_computed
+        if not self.table.num_free_rows or (self.cache.disabled and not self._make_room(n + 1)):
+            self.add(child)
+            return False
+        child.row = self.table.alloc_row()
+        if self.cache.disabled:
+            slots = self.pool.alloc(n)
+            src = self.table.read(parent.row, n)
+            self.pool.k[:, slots] = self.pool.k[:, src]
+            self.pool.v[:, slots] = self.pool.v[:, src]
+            child.last_node, child.cached_len = self.cache.root, 0
+        else:
+            self.cache_computed(parent)
+            slots = self.table.read(parent.row, n)
+            child.last_node, child.cached_len = parent.last_node, parent.cached_len
+            self.cache.lock(child.last_node)
+        self.table.write(child.row, 0, slots)
+        child.num_computed = n
+        child.status = SeqStatus.RUNNING
+        self.running.append(child)
+        return True
+
+    def check_idle(self) -> None:
+        """With nothing running, every slot is either free or cached (raises otherwise)."""
+        if self.running:
+            return
+        self.cache.check()
+        if self.pool.num_free + self.cache.total_size != self.pool.num_slots:
+            raise AssertionError(f"KV slots leaked: {self.pool.num_free} free + "
+                                 f"{self.cache.total_size} cached != {self.pool.num_slots}")
+
+
+def _cacheable_len(seq: Sequence) -> int:
+    """How much of a sequence may come from the cache: all but the last token (whose logits
+    are needed), and nothing past where prompt logprobs start."""
+    limit = len(seq.token_ids) - 1
+    start = seq.request.logprob_start
+    if start is not None and seq.num_output == 0:
+        limit = min(limit, max(start - 1, 0))
+    return limit
+
+
+def _common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n

@@ -1,0 +1,71 @@
+"""Scoring continuations of a prefix (what `select` runs on): token logprobs of each.
+
+A continuation is tokenized together with its prefix (so the boundary merges as the model would
+see it); its tokens are those after the longest common prefix with the prefix's own tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .outputs import RequestOutput
+
+if TYPE_CHECKING:
+    from .engine import Engine, Prompt
+
+
+@dataclass(slots=True)
+class ContinuationScore:
+    token_ids: list[int]
+    logprobs: list[float]  # one per token of the continuation
+    num_prompt_tokens: int
+    num_cached_tokens: int
+
+    @property
+    def sum_logprob(self) -> float:
+        return sum(self.logprobs)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.sum_logprob / max(1, len(self.logprobs))
+
+
+def continuation_requests(engine: Engine, prefix: Prompt, continuations: Sequence[Prompt]
+                          ) -> list[tuple[list[int], int]]:
+    """For each continuation: (full token ids, index of its first token)."""
+    if not continuations:
+        raise ValueError("continuations: at least one is needed")
+    tok = engine.tokenizer
+    prefix_ids = engine.encode_prompt(prefix) if (prefix or not isinstance(prefix, str)) else []
+    out = []
+    for cont in continuations:
+        if isinstance(prefix, str) and isinstance(cont, str):
+            full = tok.encode(prefix + cont) if prefix else tok.encode(cont)
+        else:
+            cont_ids = tok.encode(cont, add_special_tokens=False) if isinstance(cont, str) else list(cont)
+            full = prefix_ids + cont_ids
+        start = _common_len(prefix_ids, full)
+        if start >= len(full):
+            raise ValueError(f"continuation {cont!r} adds no tokens to the prefix")
+        if start == 0:  # nothing to condition the first token on: give it a start token
+            first = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            full, start = [first] + full, 1
+        out.append((full, start))
+    return out
+
+
+def score_of(output: RequestOutput, start: int) -> ContinuationScore:
+    lps = output.prompt_logprobs or []
+    values = [lps[i].logprob for i in range(start, len(output.prompt_token_ids))]
+    return ContinuationScore(output.prompt_token_ids[start:], values,
+                             len(output.prompt_token_ids), output.num_cached_tokens)
+
+
+def _common_len(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
