@@ -8,11 +8,13 @@ Prompts are tokenized and validated on the caller's thread, so bad input fails t
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import logging
 import queue
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -40,6 +42,16 @@ from .tokenizer import Tokenizer
 
 log = logging.getLogger("tines.engine")
 Prompt = str | Sequence[int]
+
+
+_live_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_live_engines() -> None:
+    # Stop engine threads before the interpreter tears torch down under them.
+    for engine in list(_live_engines):
+        engine.shutdown()
 
 
 class QueueFullError(RuntimeError):
@@ -81,6 +93,7 @@ class Engine:
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="tines-engine", daemon=True)
         self._thread.start()
+        _live_engines.add(self)
 
     def _pool_tokens(self, mc) -> int:
         if self.cfg.kv_tokens:
@@ -240,7 +253,8 @@ class Engine:
         """Abort what is running and stop the engine thread."""
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout=30)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
 
     def __enter__(self) -> Engine:
         return self

@@ -1,0 +1,1 @@
+"""tines.runtime.server: the HTTP server (native API and OpenAI-compatible API)."""

@@ -1,0 +1,19 @@
+"""Command-line flags of `tines serve`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="a path or known name (default: the default model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=30000)
+    p.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY`")
+    p.add_argument("--kv-tokens", type=int, default=None, help="KV pool size in tokens")
+    p.add_argument("--max-running", type=int, default=64)
+    p.add_argument("--schedule-policy", default="lpm", choices=("lpm", "fcfs"))
+    p.add_argument("--disable-radix-cache", action="store_true")
+    p.add_argument("--chunked-prefill-size", type=int, default=512)
+    p.add_argument("--max-queue", type=int, default=4096)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
