@@ -1,0 +1,136 @@
+"""Requests the interpreter asks for, and the two drivers that perform them.
+
+The interpreter's node handlers are generators that `yield` an effect and receive its
+result (sans-IO): the same handler runs under `drive` (blocking backend calls, used by
+`run` and thread-driven fork branches) and under `adrive` (awaits, used by `arun`). Only
+this file knows the difference between the two paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from tines.backend import Backend
+from tines.runtime.outputs import RequestOutput
+from tines.runtime.sampling_params import SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class Generate:
+    text: str
+    params: SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Generate with `on_delta` called for every text piece; results in the RequestOutput."""
+
+    text: str
+    params: SamplingParams
+    on_delta: Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    text: str
+    choices: tuple[str, ...]
+    unconditional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Warm:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConcatAndAppend:
+    trunk: str
+    branches: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitBranches:
+    """Wait until every branch state has run all its queued nodes."""
+
+    branches: tuple[Any, ...]
+
+
+Steps = Generator[Any, Any, None]
+
+
+def drive(steps: Steps, backend: Backend) -> None:
+    """Run a handler to completion, performing its effects with blocking calls."""
+    result = None
+    while True:
+        try:
+            effect = steps.send(result)
+        except StopIteration:
+            return
+        result = _perform(effect, backend)
+
+
+async def adrive(steps: Steps, backend: Backend) -> None:
+    """Run a handler to completion on the event loop, awaiting its effects."""
+    result = None
+    while True:
+        try:
+            effect = steps.send(result)
+        except StopIteration:
+            return
+        result = await _aperform(effect, backend)
+
+
+def _perform(effect: Any, backend: Backend) -> Any:
+    match effect:
+        case Generate(text, params):
+            return backend.generate(text, params)
+        case Stream(text, params, on_delta):
+            final = None
+            for delta in backend.stream(text, params):
+                if delta.index == 0 and delta.text:
+                    on_delta(delta.text)
+                final = delta.output or final
+            return _final(final)
+        case Score(text, choices, unconditional):
+            return backend.score(text, list(choices), unconditional)
+        case Warm(text):
+            return backend.warm(text)
+        case ConcatAndAppend(trunk, branches):
+            return backend.concat_and_append(trunk, list(branches))
+        case AwaitBranches(branches):
+            for branch in branches:  # idle is enough: join came after their last append
+                branch._wait_idle()
+            return None
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+async def _aperform(effect: Any, backend: Backend) -> Any:
+    match effect:
+        case Generate(text, params):
+            return await backend.agenerate(text, params)
+        case Stream(text, params, on_delta):
+            final = None
+            async for delta in backend.astream(text, params):
+                if delta.index == 0 and delta.text:
+                    on_delta(delta.text)
+                final = delta.output or final
+            return _final(final)
+        case Score(text, choices, unconditional):
+            return await backend.ascore(text, list(choices), unconditional)
+        case Warm(text):
+            return await backend.awarm(text)
+        case ConcatAndAppend(trunk, branches):
+            return await backend.aconcat_and_append(trunk, list(branches))
+        case AwaitBranches(branches):
+            for branch in branches:
+                await branch._await_idle()
+            return None
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+def _final(output: RequestOutput | None) -> RequestOutput:
+    if output is None:
+        raise RuntimeError("the backend's stream ended without a final output")
+    return output
