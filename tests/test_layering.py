@@ -102,8 +102,10 @@ def violations() -> list[str]:
                         bad = "lazy engine imports belong in the in-process backend only"
                 elif folder == "runtime" and target == "lang":
                     bad = "runtime must not import lang"
-                elif folder == "grammar" and target in ("lang", "runtime"):
-                    bad = "grammar imports neither runtime nor lang"
+                elif folder == "grammar" and target in ("lang", "runtime", "kernels"):
+                    bad = "grammar imports neither runtime nor lang (it sees a vocabulary)"
+                elif folder == "grammar" and root_module in ("torch", "triton"):
+                    bad = "grammar stays torch-free (numpy masks; the engine applies them)"
                 elif folder == "kernels" and target != "kernels" and not (
                         root_module in stdlib or root_module in KERNEL_THIRD_PARTY):
                     bad = "kernels import only torch/triton/numpy/stdlib"

@@ -1,0 +1,226 @@
+"""Constraint specs, compiled grammars and the compiled-grammar cache.
+
+`GrammarSpec` is the hashable description of a constraint; `GrammarCompiler.compile(spec)`
+turns it into a `CompiledGrammar` for one vocabulary, caching results (and errors) in an
+LRU keyed by (spec, vocabulary fingerprint). `compile_async` runs the same on a worker
+thread and returns a Future, so an engine step loop can poll instead of blocking on a slow
+schema. Concurrent requests for the same spec share one compilation.
+
+Compiling builds only an expression and the start state's mask; every other state (and its
+mask) is built on first use by whichever thread uses it, under the grammar's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .automaton import Automaton
+from .bitmask import ids_to_bitmask
+from .choices import choices_expr
+from .errors import GrammarError
+from .expr import ExprPool
+from .json_schema import JsonOptions, json_schema_expr
+from .matcher import GrammarMatcher
+from .regex import regex_expr
+from .structural_tag import structural_tag_expr
+from .token_index import TokenIndex
+from .vocabulary import TokenVocabulary
+
+
+KINDS = ("regex", "json_schema", "choices", "structural_tag")
+
+
+@dataclass(frozen=True, slots=True)
+class GrammarSpec:
+    """One constraint. `value` is normalized: a regex string, a schema as JSON text (key
+    order kept: it is the property order), or a tuple of choices."""
+
+    kind: str  # "regex" | "json_schema" | "choices" | "structural_tag"
+    value: str | tuple[str, ...]
+    json: JsonOptions = field(default_factory=JsonOptions)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown constraint kind {self.kind!r}")
+
+    @classmethod
+    def regex(cls, pattern: str) -> GrammarSpec:
+        if not isinstance(pattern, str):
+            raise GrammarError("regex must be a string")
+        return cls("regex", pattern)
+
+    @classmethod
+    def json_schema(cls, schema, **options) -> GrammarSpec:
+        """`schema`: a dict, JSON text, or a pydantic model class. `options` are
+        `JsonOptions` fields (whitespace, separators, strict, max_recursion, any_depth,
+        assert_formats). A pydantic class defaults to `strict=True`."""
+        if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+            # pydantic ignores unknown fields, so generating them is wasted: close objects
+            options.setdefault("strict", True)
+            schema = schema.model_json_schema()
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except json.JSONDecodeError as e:
+                raise GrammarError(f"json_schema is not valid JSON: {e}") from None
+        if not isinstance(schema, (dict, bool)):
+            raise GrammarError("json_schema must be an object, a boolean, JSON text or a "
+                               "pydantic model class")
+        text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+        if options.get("separators") is not None:
+            options["separators"] = tuple(options["separators"])
+        try:
+            opts = JsonOptions(**options)
+        except TypeError as e:
+            raise ValueError(f"unknown JSON option: {e}") from None
+        return cls("json_schema", text, opts)
+
+    @classmethod
+    def choices(cls, choices) -> GrammarSpec:
+        return cls("choices", tuple(choices))
+
+    @classmethod
+    def structural_tag(cls, tag, **options) -> GrammarSpec:
+        """Tagged JSON segments in free text (see `structural_tag.py`); `options` are
+        `JsonOptions` fields for the JSON inside."""
+        if isinstance(tag, str):
+            try:
+                tag = json.loads(tag)
+            except json.JSONDecodeError as e:
+                raise GrammarError(f"structural_tag is not valid JSON: {e}") from None
+        if not isinstance(tag, dict):
+            raise GrammarError("structural_tag must be an object")
+        text = json.dumps(tag, ensure_ascii=False, separators=(",", ":"))
+        return cls("structural_tag", text, JsonOptions(**options))
+
+    @classmethod
+    def from_sampling_params(cls, params) -> GrammarSpec | None:
+        """The spec for a `SamplingParams`-like object (regex / json_schema / choices /
+        structural_tag, plus json_whitespace), or None when it is unconstrained."""
+        ws = getattr(params, "json_whitespace", None)
+        if getattr(params, "regex", None) is not None:
+            return cls.regex(params.regex)
+        if getattr(params, "json_schema", None) is not None:
+            return cls.json_schema(params.json_schema, whitespace=ws)
+        if getattr(params, "choices", None) is not None:
+            return cls.choices(params.choices)
+        if getattr(params, "structural_tag", None) is not None:
+            return cls.structural_tag(params.structural_tag, whitespace=ws)
+        return None
+
+
+def build_expr(pool: ExprPool, spec: GrammarSpec) -> int:
+    if spec.kind == "regex":
+        return regex_expr(pool, spec.value)
+    if spec.kind == "choices":
+        return choices_expr(pool, spec.value)
+    if spec.kind == "structural_tag":
+        return structural_tag_expr(pool, json.loads(spec.value), spec.json)
+    return json_schema_expr(pool, json.loads(spec.value), spec.json)
+
+
+class CompiledGrammar:
+    """A constraint compiled for one vocabulary. Shared by all sequences using it."""
+
+    def __init__(self, spec: GrammarSpec, vocab: TokenVocabulary):
+        t0 = time.perf_counter()
+        self.spec = spec
+        self.vocab = vocab
+        self.pool = ExprPool(vocab.single_byte_mask)
+        self.automaton = Automaton(self.pool, build_expr(self.pool, spec))
+        self.index = TokenIndex(self.automaton, vocab)
+        self.eos_only_mask = ids_to_bitmask(sorted(vocab.eos_token_ids), vocab.vocab_size)
+        self.index.mask(self.automaton.start)
+        self.compile_seconds = time.perf_counter() - t0
+
+    def matcher(self) -> GrammarMatcher:
+        return GrammarMatcher(self)
+
+    def accepts_bytes(self, data: bytes) -> bool:
+        """Whether the grammar accepts this exact output (byte level)."""
+        return self.automaton.accepts(data)
+
+    def accepts_text(self, text: str) -> bool:
+        return self.accepts_bytes(text.encode("utf-8"))
+
+    def accepts_tokens(self, token_ids) -> bool:
+        """Whether these tokens are allowed one by one and end in an accepting state."""
+        m = self.matcher()
+        return m.accept_tokens(token_ids) and m.is_accepting()
+
+    def stats(self) -> dict:
+        return {"states": self.automaton.num_states, "masks": self.index.num_computed,
+                "expr_nodes": len(self.pool), "compile_ms": 1e3 * self.compile_seconds}
+
+
+class GrammarCompiler:
+    """Compiles specs for one vocabulary, with an LRU of `max_cached` grammars."""
+
+    def __init__(self, vocab: TokenVocabulary, max_cached: int = 128, max_workers: int = 1):
+        self.vocab = vocab
+        self.max_cached = max_cached
+        self._cache: OrderedDict[tuple, Future] = OrderedDict()
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="tines-grammar")
+        self.num_hits = 0
+        self.num_misses = 0
+
+    def compile(self, spec: GrammarSpec) -> CompiledGrammar:
+        """Compile (or fetch) in the calling thread. Raises GrammarError/ValueError."""
+        fut, owner = self._lookup(spec)
+        if owner:
+            self._run(spec, fut)
+        return fut.result()
+
+    def compile_async(self, spec: GrammarSpec) -> Future:
+        """A Future of the CompiledGrammar; compiled on the worker pool if not cached."""
+        fut, owner = self._lookup(spec)
+        if owner:
+            self._executor.submit(self._run, spec, fut)
+        return fut
+
+    def _lookup(self, spec: GrammarSpec) -> tuple[Future, bool]:
+        key = (spec, self.vocab.fingerprint)
+        with self._lock:
+            fut = self._cache.get(key)
+            if fut is not None:
+                self._cache.move_to_end(key)
+                self.num_hits += 1
+                return fut, False
+            self.num_misses += 1
+            fut = Future()
+            fut.set_running_or_notify_cancel()
+            self._cache[key] = fut
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
+            return fut, True
+
+    def _run(self, spec: GrammarSpec, fut: Future) -> None:
+        try:
+            fut.set_result(CompiledGrammar(spec, self.vocab))
+        except Exception as e:  # noqa: BLE001 - delivered to every waiter
+            fut.set_exception(e)
+            if not isinstance(e, ValueError):  # keep only user errors cached
+                with self._lock:
+                    self._cache.pop((spec, self.vocab.fingerprint), None)
+
+    def stats(self) -> dict:
+        return {"cached": len(self._cache), "hits": self.num_hits, "misses": self.num_misses}
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def allowed_token_ids(grammar: CompiledGrammar, token_ids=()) -> np.ndarray:
+    """Plain helper for tests: the tokens allowed after feeding `token_ids`."""
+    m = grammar.matcher()
+    if not m.accept_tokens(token_ids):
+        raise ValueError("the prefix is not allowed by the grammar")
+    return m.allowed_token_ids()

@@ -1,0 +1,78 @@
+"""Negation (`not`, and through it `if`/`else` and overlapping `oneOf`) by complement.
+
+`not S` compiles to `rest AND U AND NOT(G_S)`, where U is the *universe*: every JSON value
+up to `any_depth`, numbers positional without negative zero, strings canonical. This is
+sound only if G_S decides every text of U exactly (t in G_S iff t's value is valid under
+S); otherwise a complement would let through a value S accepts but G_S spells differently.
+G_S is exact on U when S (after flattening) has:
+- no `pattern` and no asserted `format` (ours are stricter than Python's `re`/format
+  checkers in corner cases),
+- no object assertions (G_S fixes key order and U does not), and no `enum` holding objects,
+- arrays whose items are themselves exact, without `uniqueItems`/`contains`,
+- no `$ref` cut by the recursion limit (the unrolled grammar is smaller than S),
+- only exact nested `not`s.
+Anything else raises `UnsupportedSchemaError` naming the keyword that needed the
+complement (`not`, `if`, `oneOf`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .errors import UnsupportedSchemaError
+from .json_flat import Flat, Sub
+
+if TYPE_CHECKING:
+    from .json_schema import SchemaCompiler
+
+
+def compile_negations(c: SchemaCompiler, f: Flat) -> int:
+    """The grammar of `f` with its `nots` enforced by complement."""
+    p = c.pool
+    parts = [c.compile_flat(replace(f, nots=[])), c.syntax.universe()]
+    for sub, keyword in f.nots:
+        flats = exact_flats(c, sub)
+        if flats is None:
+            raise UnsupportedSchemaError(keyword, sub.ctx.pointer, "its complement cannot be "
+                                         "enforced exactly (objects, patterns, formats or "
+                                         "recursion in the negated schema)")
+        parts.append(p.not_(p.alt([c.compile_flat(x) for x in flats])))
+    return p.and_(parts)
+
+
+def exact_flats(c: SchemaCompiler, sub: Sub, depth: int = 0) -> list[Flat] | None:
+    """The flats of `sub` if their grammar is exact on the universe, else None."""
+    if depth > 8:
+        return None
+    cuts = c.num_recursion_cuts
+    flats = c.flatten(sub)
+    if c.num_recursion_cuts != cuts:
+        return None
+    for f in flats:
+        if not _exact(c, f, depth):
+            return None
+    return flats
+
+
+def _exact(c: SchemaCompiler, f: Flat, depth: int) -> bool:
+    if f.patterns or (f.formats and c.options.assert_formats):
+        return False
+    if f.allows("object") and not f.free_objects():
+        return False
+    if any(_has_object(v) for e in f.enums for v in e):
+        return False
+    if f.allows("array") and not f.free_arrays():
+        if f.unique_items or f.contains:
+            return False
+        for cl in f.arrays:
+            for s in [*cl.prefix, *([cl.items] if cl.items is not None else [])]:
+                if exact_flats(c, s, depth + 1) is None:
+                    return False
+    return all(exact_flats(c, s, depth + 1) is not None for s, _ in f.nots)
+
+
+def _has_object(v) -> bool:
+    if isinstance(v, dict):
+        return True
+    return isinstance(v, list) and any(_has_object(x) for x in v)

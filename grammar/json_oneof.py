@@ -1,0 +1,100 @@
+"""`oneOf`: a union of branches that no value can satisfy together.
+
+Branch pairs that are provably disjoint need nothing more; a pair that may overlap gets
+"and not the other branch" on each side, which `json_logic.py` compiles only where the
+complement is exact (and refuses with `UnsupportedSchemaError("oneOf", ...)` elsewhere).
+Disjointness is proved by one of:
+1. types that cannot meet;
+2. finite value sets (`const`/`enum`) with no common value, or a finite scalar set none of
+   whose values the other branch's exact grammar accepts;
+3. a discriminator: both branches are objects and require a property whose values are
+   finite sets with nothing in common (pydantic's tagged unions);
+4. scalar branches without `pattern`/`format` (where the grammar is exactly the schema)
+   whose grammars do not intersect.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dataclasses import replace
+
+from .json_flat import Ctx, Flat, Sub, _types_and
+from .json_keywords import json_equal
+
+if TYPE_CHECKING:
+    from .json_schema import SchemaCompiler
+
+_SCALARS = frozenset({"null", "boolean", "integer", "number", "string"})
+
+
+def one_of_branches(c: SchemaCompiler, branches: list[list[Flat]], subs: list[Sub],
+                    ctx: Ctx) -> list[Flat]:
+    """Flats for `oneOf`: the union when branches are disjoint, else each branch AND NOT
+    every other branch (which `json_logic.py` compiles or refuses)."""
+    overlaps = set()
+    for i in range(len(branches)):
+        for j in range(i + 1, len(branches)):
+            if not all(_disjoint(c, a, b) for a in branches[i] for b in branches[j]):
+                overlaps.update({(i, j), (j, i)})
+    out = []
+    for i, flats in enumerate(branches):
+        others = [(subs[j], "oneOf") for j in range(len(branches)) if (i, j) in overlaps]
+        out.extend(replace(f, nots=f.nots + others) for f in flats)
+    return out
+
+
+def _finite(f: Flat) -> list | None:
+    if not f.enums:
+        return None
+    values = f.enums[0]
+    for other in f.enums[1:]:
+        values = [v for v in values if any(json_equal(v, w) for w in other)]
+    return values
+
+
+def _exact(f: Flat) -> bool:
+    return not (f.formats or f.patterns or f.nots or f.multiple_of)
+
+
+def _scalar_only(f: Flat) -> bool:
+    return f.types is not None and f.types <= _SCALARS
+
+
+def _disjoint(c: SchemaCompiler, a: Flat, b: Flat) -> bool:
+    t = _types_and(a.types, b.types)
+    if t is not None and not t:
+        return True
+    va, vb = _finite(a), _finite(b)
+    if va is not None and vb is not None:
+        return not any(json_equal(x, y) for x in va for y in vb)
+    for vals, other in ((va, b), (vb, a)):
+        if vals is not None and _exact(other) and all(
+                not isinstance(v, (dict, list)) for v in vals):
+            g = c.compile_flat(other)
+            if not any(c.nonempty(c.pool.and_([c.syntax.literal_value(v), g])) for v in vals):
+                return True
+    if a.types == frozenset({"object"}) and b.types == frozenset({"object"}):
+        for name in set(a.required) & set(b.required):
+            xa, xb = _finite_property(c, a, name), _finite_property(c, b, name)
+            if xa is not None and xb is not None and not any(
+                    json_equal(x, y) for x in xa for y in xb):
+                return True
+    if _scalar_only(a) and _scalar_only(b) and _exact(a) and _exact(b) and not (
+            a.enums or b.enums):
+        both = c.pool.and_([c.compile_flat(a), c.compile_flat(b)])
+        return not c.nonempty(both)
+    return False
+
+
+def _finite_property(c: SchemaCompiler, f: Flat, name: str) -> list | None:
+    """A finite set that holds every valid value of property `name`, if one is known."""
+    for clause in f.objects:
+        sub = clause.props.get(name)
+        if sub is None:
+            continue
+        flats = c.flatten(sub)
+        sets = [_finite(x) for x in flats]
+        if all(s is not None for s in sets):
+            return [v for s in sets for v in s]
+    return None

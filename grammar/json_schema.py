@@ -1,0 +1,295 @@
+"""JSON Schema (draft 2020-12, plus draft-7 array `items`) → one byte-level expression.
+
+Decisions (the issue leaves these to us):
+- Output is JSON as `json.dumps(value, ensure_ascii=False)` writes it, with the whitespace
+  policy of `JsonOptions` between tokens: compact by default, a bounded whitespace regex
+  (`whitespace=r"[ \n]{0,2}"`), or exact `separators=(", ", ": ")`.
+- A missing `additionalProperties` allows additional members (the JSON Schema rule);
+  `strict=True` closes such objects instead. Properties come in schema order.
+- `$ref` cycles are unrolled: one reference target may be entered at most `max_recursion`
+  times on a path (default 3); deeper instances are not generated.
+- Unconstrained values nest at most `any_depth` (default 5) arrays/objects.
+- `format` is enforced (date, time, date-time, uuid, email, hostname, ipv4; others raise)
+  because that is what structured output wants; `assert_formats=False` gives the 2020-12
+  default (an annotation), which the conformance run uses.
+- `allOf` is merged exactly (see `json_flat.py`), `anyOf` distributes over the rest of the
+  schema, `oneOf` compiles when its branches are provably disjoint (different types,
+  different `const`/`enum` values, a required discriminator property with different values,
+  or scalar branches whose grammars do not intersect) and raises otherwise.
+- `enum`/`const` values are kept when they satisfy the rest of the schema object.
+- `not`, `if`/`then`/`else` and overlapping `oneOf` branches use complements where the
+  negated schema's grammar is exact (see `json_logic.py`); `dependentSchemas` splits into
+  "name absent" or "name present and the subschema holds"; `multipleOf` intersects the
+  number with a divisibility automaton (positional digits; divisors m = a / 10**s with
+  a <= 10_000, so 7, 0.5, 0.01 and 1e-8 compile and 0.123456789 is refused).
+- Unknown keywords are annotations (the spec says so) and are ignored. Keywords that assert
+  something this compiler cannot enforce exactly raise `UnsupportedSchemaError(keyword,
+  pointer)`: never a looser grammar.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from itertools import permutations
+
+from .automaton import Automaton
+from .errors import GrammarError, UnsupportedSchemaError
+from .expr import ExprPool
+from .json_arrays import array_expr
+from .json_flat import Ctx, Flat, ObjectClause, Sub, merge
+from .json_formats import FORMATS
+from .json_keywords import json_equal, own_flat
+from .json_numbers import (JSON_DECIMAL, JSON_INTEGER, JSON_INTEGER_FRACTION, MultipleOf,
+                           decimal_regex, integer_bounds, integer_regex)
+from .json_logic import compile_negations
+from .json_objects import object_expr
+from .json_oneof import one_of_branches
+from .json_refs import ROOT_URI, SchemaIndex
+from .json_strings import json_chars, quoted, string_content
+from .json_values import JsonSyntax, whitespace_expr
+from .regex import regex_expr
+
+MAX_BRANCHES = 256
+MAX_DIVISOR = 10_000  # multipleOf m = a / 10**s with a above this is refused (liveness cost)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonOptions:
+    whitespace: str | None = None  # regex placed wherever JSON allows whitespace
+    strict: bool = False  # close objects that do not set additionalProperties
+    max_recursion: int = 3  # times one $ref target may be entered on a path
+    any_depth: int = 5  # array/object nesting of unconstrained values
+    separators: tuple[str, str] | None = None  # exact (item, key) separators, e.g. (", ", ": ")
+    assert_formats: bool = True  # False: `format` is an annotation (the 2020-12 default)
+
+    def __post_init__(self) -> None:
+        if self.max_recursion < 1 or self.any_depth < 0:
+            raise ValueError("max_recursion must be >= 1 and any_depth >= 0")
+        if self.separators is not None and self.whitespace is not None:
+            raise ValueError("set either whitespace or separators, not both")
+
+
+def json_schema_expr(pool: ExprPool, schema, options: JsonOptions = JsonOptions()) -> int:
+    return SchemaCompiler(pool, schema, options).compile()
+
+
+class SchemaCompiler:
+    def __init__(self, pool: ExprPool, root, options: JsonOptions):
+        if not isinstance(root, (dict, bool)):
+            raise GrammarError("a JSON schema must be an object or a boolean")
+        self.pool = pool
+        self.root = root
+        self.options = options
+        self.index = SchemaIndex(root)
+        self.syntax = JsonSyntax(pool, whitespace_expr(pool, options.whitespace),
+                                 options.any_depth, options.separators)
+        self._values: dict = {}
+        self.num_recursion_cuts = 0  # $ref expansions refused by max_recursion
+        self._patterns: dict = {}
+
+    def compile(self) -> int:
+        return self.value([Sub(self.root, Ctx("", self.index.base_of(self.root, ROOT_URI)))])
+
+    # ---- values --------------------------------------------------------------------------
+
+    def value(self, subs: list[Sub]) -> int:
+        """The grammar of values valid under every schema in `subs` ([] = anything)."""
+        key = tuple((id(s.schema), s.ctx.base, tuple(sorted(Counter(s.ctx.refs).items())))
+                    for s in subs)
+        e = self._values.get(key)
+        if e is None:
+            ctx = subs[0].ctx if subs else Ctx("", ROOT_URI)
+            flats: list[Flat] = [Flat(ctx)]
+            for s in subs:
+                flats = self.conjoin(flats, self.flatten(s), "allOf", s.ctx)
+            e = self.pool.alt([self.compile_flat(f) for f in flats])
+            self._values[key] = e
+        return e
+
+    def conjoin(self, a: list[Flat], b: list[Flat], keyword: str, ctx: Ctx) -> list[Flat]:
+        out = [m for x in a for y in b if (m := merge(x, y)) is not None]
+        if len(out) > MAX_BRANCHES:
+            raise UnsupportedSchemaError(keyword, ctx.pointer, f"more than {MAX_BRANCHES} "
+                                         "branches after distributing anyOf/oneOf/allOf")
+        return out
+
+    def flatten(self, sub: Sub) -> list[Flat]:
+        """The schema as a disjunction of flats (no $ref/allOf/anyOf/oneOf left)."""
+        schema, ctx = sub.schema, sub.ctx
+        if schema is True:
+            return [Flat(ctx)]
+        if schema is False:
+            return []
+        if not isinstance(schema, dict):
+            raise GrammarError(f"schema at {ctx.pointer or '#'} must be an object or a boolean")
+        base = self.index.base_of(schema, ctx.base)
+        if base != ctx.base:
+            ctx = replace(ctx, base=base)
+        flats = [own_flat(schema, ctx)]
+        if "$ref" in schema:
+            ref = schema["$ref"]
+            if not isinstance(ref, str):
+                raise GrammarError(f"$ref at {ctx.pointer or '#'} must be a string")
+            target, tbase, key = self.index.resolve(ref, ctx.base, ctx.pointer)
+            if ctx.refs.count(key) >= self.options.max_recursion:
+                self.num_recursion_cuts += 1
+                return []
+            tctx = Ctx(ctx.pointer + "/$ref", tbase, ctx.refs + (key,))
+            flats = self.conjoin(flats, self.flatten(Sub(target, tctx)), "$ref", ctx)
+        for kw in ("allOf", "anyOf", "oneOf"):
+            if kw not in schema:
+                continue
+            subs = schema[kw]
+            if not isinstance(subs, list) or not subs:
+                raise GrammarError(f"{kw} at {ctx.pointer or '#'} must be a non-empty array")
+            branches = [self.flatten(Sub(s, ctx.at(kw, i))) for i, s in enumerate(subs)]
+            if kw == "allOf":
+                for b in branches:
+                    flats = self.conjoin(flats, b, kw, ctx)
+            elif kw == "anyOf":
+                flats = self.conjoin(flats, [f for b in branches for f in b], kw, ctx)
+            else:
+                subs_i = [Sub(s, ctx.at(kw, i)) for i, s in enumerate(subs)]
+                flats = self.conjoin(flats, one_of_branches(self, branches, subs_i, ctx), kw, ctx)
+        if "if" in schema and ("then" in schema or "else" in schema):
+            cond = Sub(schema["if"], ctx.at("if"))
+            yes = self.conjoin(self.flatten(cond),
+                               self.flatten(Sub(schema.get("then", True), ctx.at("then"))),
+                               "if", ctx)
+            no = [replace(f, nots=f.nots + [(cond, "if")])
+                  for f in self.flatten(Sub(schema.get("else", True), ctx.at("else")))]
+            flats = self.conjoin(flats, yes + no, "if", ctx)
+        deps = schema.get("dependentSchemas", {})
+        if not isinstance(deps, dict):
+            raise GrammarError(f"dependentSchemas at {ctx.pointer or '#'} must be an object")
+        for name, dep in deps.items():
+            dctx = ctx.at("dependentSchemas", name)
+            absent = Flat(dctx, objects=[ObjectClause({name: Sub(False, dctx)}, [], None)])
+            trigger = Flat(dctx, required=[name],  # declared first: it comes first
+                           objects=[ObjectClause({name: Sub(True, dctx)}, [], None)])
+            present = self.conjoin([trigger], self.flatten(Sub(dep, dctx)), "dependentSchemas",
+                                   dctx)
+            flats = self.conjoin(flats, [absent, *present], "dependentSchemas", ctx)
+        return flats
+
+    def compile_flat(self, f: Flat) -> int:
+        p, syn = self.pool, self.syntax
+        if f.nots:
+            return compile_negations(self, f)
+        if f.enums:
+            return self._enum(f)
+        if f.is_trivial():
+            return syn.any_value()
+        inner = syn.any_value(self.options.any_depth - 1)
+        parts = []
+        if f.allows("null"):
+            parts.append(syn.null)
+        if f.allows("boolean"):
+            parts.append(syn.boolean)
+        if f.allows("number") or f.allows("integer"):
+            parts.append(self._number(f))
+        if f.allows("string"):
+            parts.append(self._string(f))
+        if f.allows("array"):
+            parts.append(syn.array(inner) if f.free_arrays() else array_expr(self, f))
+        if f.allows("object"):
+            parts.append(syn.object(syn.string, inner) if f.free_objects()
+                         else object_expr(self, f))
+        return p.alt(parts)
+
+    def _enum(self, f: Flat) -> int:
+        values = f.enums[0]
+        for other in f.enums[1:]:
+            values = [v for v in values if any(json_equal(v, w) for w in other)]
+        rest = self.compile_flat(replace(f, enums=[]))
+        out = []
+        for v in values:
+            if any(self.nonempty(self.pool.and_([self.syntax.literal_value(w), rest]))
+                   for w in _orders(v)):
+                out.append(self.syntax.literal_value(v))
+        return self.pool.alt(out)
+
+    def _number(self, f: Flat) -> int:
+        g = self._number_range(f)
+        if not f.multiple_of or g == self.pool.never:
+            return g
+        if g == self.syntax.number:  # multiples are written positionally
+            g = regex_expr(self.pool, JSON_DECIMAL)
+        fsms = [MultipleOf(m) for m in f.multiple_of]
+        if any(x.a > MAX_DIVISOR for x in fsms):
+            raise UnsupportedSchemaError("multipleOf", f.ctx.pointer, "the divisor has more "
+                                         f"than {len(str(MAX_DIVISOR))} significant digits")
+        return self.pool.and_([g, *(self.pool.fsm(x) for x in fsms)])
+
+    def _number_range(self, f: Flat) -> int:
+        integer = not f.allows("number")
+        lo, lo_x = f.minimum if f.minimum else (None, False)
+        hi, hi_x = f.maximum if f.maximum else (None, False)
+        if integer:
+            if lo is None and hi is None:
+                return regex_expr(self.pool, JSON_INTEGER + JSON_INTEGER_FRACTION)
+            r = integer_regex(*integer_bounds(lo, hi, lo_x, hi_x))
+            if r is None:
+                return self.pool.never
+            return regex_expr(self.pool, r + JSON_INTEGER_FRACTION)
+        if lo is None and hi is None:
+            return self.syntax.number
+        r = decimal_regex(lo, hi, lo_x, hi_x)
+        return self.pool.never if r is None else regex_expr(self.pool, r)
+
+    def _string(self, f: Flat) -> int:
+        if f.max_length is not None and f.min_length > f.max_length:
+            return self.pool.never
+        patterns = tuple(self.pattern(pat, ctx) for pat, ctx in f.patterns)
+        formats = []
+        for name, ctx in (f.formats if self.options.assert_formats else ()):
+            if name not in FORMATS:
+                raise UnsupportedSchemaError("format", ctx.pointer, f"unknown format {name!r}")
+            formats.append(FORMATS[name])
+        content = string_content(self.pool, f.min_length, f.max_length, (), tuple(formats))
+        if patterns:  # a pattern already spells only JSON characters: no AND with "any"
+            free = f.min_length == 0 and f.max_length is None and not formats
+            content = self.pool.and_(list(patterns) if free else [content, *patterns])
+        return quoted(self.pool, content)
+
+    # ---- helpers used by objects/arrays/oneOf ---------------------------------------------
+
+    def pattern(self, pat: str, ctx: Ctx, keyword: str = "pattern") -> int:
+        """Encoded string content containing a match of `pat` (ECMA search semantics)."""
+        e = self._patterns.get(pat)
+        if e is None:
+            if not isinstance(pat, str):
+                raise GrammarError(f"{keyword} at {ctx.pointer or '#'} must be a string")
+            try:
+                e = regex_expr(self.pool, pat, flavor="ecma",
+                               chars=lambda r: json_chars(self.pool, r))
+            except GrammarError as err:
+                raise UnsupportedSchemaError(keyword, ctx.pointer, str(err)) from None
+            self._patterns[pat] = e
+        return e
+
+    def matches(self, e: int, data: bytes) -> bool:
+        return self.pool.matches(e, data)
+
+    def nonempty(self, e: int) -> bool:
+        if e == self.pool.never:
+            return False
+        if not self.pool.boolean[e]:
+            return True
+        try:
+            Automaton(self.pool, e)
+        except GrammarError:
+            return False
+        return True
+
+
+def _orders(value, limit: int = 120):
+    """The value with its top-level keys in every order (objects of up to 5 keys)."""
+    if isinstance(value, dict) and 1 < len(value) <= 5:
+        for i, keys in enumerate(permutations(value)):
+            if i >= limit:
+                break
+            yield {k: value[k] for k in keys}
+    else:
+        yield value

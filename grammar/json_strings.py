@@ -1,0 +1,105 @@
+"""JSON string values: every character encoded one way, as `json.dumps(ensure_ascii=False)`
+writes it.
+
+`"` and `\\` are escaped (`\\"`, `\\\\`), control characters use `\\b \\f \\n \\r \\t` or
+`\\u00XX` (hex in either case), everything else is raw UTF-8. Because each code point has
+exactly one encoding, a string of n encoded characters decodes to n code points, which makes
+`minLength`/`maxLength` a plain repeat count and lets a `pattern` over decoded characters be
+rewritten as a pattern over encoded ones (`chars` below is the hook `regex.py` calls).
+
+A patterned or formatted string is the intersection (expression AND) of its length, each
+`pattern` (search semantics, see `regex.py`) and its format: exact for any combination,
+where outlines-core drops the pattern as soon as a length bound is present.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import charset as cs
+from .charset import Ranges
+from .expr import ExprPool
+from .regex import char_expr, regex_expr
+
+_ESCAPED = cs.union(((0, 0x1F),), cs.chars('"\\'))
+_SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"',
+          0x5C: "\\\\"}
+
+
+def json_chars(pool: ExprPool, ranges: Ranges) -> int:
+    """Encoded forms of the code points in `ranges` (one JSON string character each)."""
+    key = ("json_chars", ranges)
+    e = pool.memo.get(key)
+    if e is not None:
+        return e
+    branches = [char_expr(pool, cs.subtract(ranges, _ESCAPED))]
+    for lo, hi in cs.intersect(ranges, _ESCAPED):
+        for c in range(lo, hi + 1):
+            if c in _SHORT:
+                branches.append(pool.literal(_SHORT[c].encode()))
+            else:  # \u00XX with hex digits in either case
+                hexes = [pool.bytes(sum(1 << ord(h) for h in {d, d.upper()}))
+                         for d in f"{c:02x}"]
+                branches.append(pool.cat_all([pool.literal(b"\\u00"), *hexes]))
+    e = pool.memo[key] = pool.alt(branches)
+    return e
+
+
+def json_char(pool: ExprPool) -> int:
+    """Any one encoded JSON string character."""
+    return json_chars(pool, cs.ALL)
+
+
+def quoted(pool: ExprPool, content: int) -> int:
+    q = pool.literal(b'"')
+    return pool.cat_all([q, content, q])
+
+
+def string_content(pool: ExprPool, min_len: int = 0, max_len: int | None = None,
+                   patterns: tuple[str, ...] = (), formats: tuple[str, ...] = ()) -> int:
+    """Encoded content (without quotes) of strings with min_len..max_len characters that
+    contain a match of every `pattern` (ECMA search semantics) and fully match every
+    `formats` regex (given over decoded characters)."""
+    parts = [pool.rep(json_char(pool), min_len, max_len)]
+    chars = lambda r: json_chars(pool, r)  # noqa: E731
+    for p in patterns:
+        parts.append(regex_expr(pool, p, flavor="ecma", chars=chars))
+    for f in formats:
+        parts.append(regex_expr(pool, f, flavor="python", chars=chars))
+    if len(parts) == 1:
+        return parts[0]
+    if min_len == 0 and max_len is None:
+        parts = parts[1:]
+    return parts[0] if len(parts) == 1 else pool.and_(parts)
+
+
+def literal_string(pool: ExprPool, text: str) -> int:
+    """Exactly this string value, quoted and encoded."""
+    return pool.literal(encode_string(text))
+
+
+def encode_string(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def string_not_in(pool: ExprPool, names: list[str]) -> int:
+    """Encoded content of every string except the given ones (a trie complement, so no
+    boolean nodes and liveness stays syntactic)."""
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for ch in name:
+            node = node.setdefault(ord(ch), {})
+        node[None] = True
+    return _not_in(pool, trie)
+
+
+def _not_in(pool: ExprPool, node: dict) -> int:
+    any_char = json_char(pool)
+    kids = [c for c in node if c is not None]
+    branches = [] if None in node else [pool.empty]
+    others = cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids))
+    branches.append(pool.cat(json_chars(pool, others), pool.rep(any_char, 0, None)))
+    for c in kids:
+        branches.append(pool.cat(json_chars(pool, ((c, c),)), _not_in(pool, node[c])))
+    return pool.alt(branches)

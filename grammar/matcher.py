@@ -1,0 +1,143 @@
+"""Per-sequence grammar state: which tokens may come next, and advancing by one token.
+
+A matcher is a list of DFA state ids (one per accepted token, so `rollback` is a pop) over a
+shared `CompiledGrammar`; creating or copying one is cheap. After EOS is accepted the
+matcher is ended: it allows only EOS again (so a row of an ended sequence is never empty)
+and `accept_token` returns False for anything else.
+
+Engine loop, per constrained sequence and step:
+    matcher.fill_bitmask(bitmask, row)      # before sampling
+    ok = matcher.accept_token(sampled_id)   # after sampling (False = a bug upstream)
+    if matcher.is_terminated(): finish the sequence
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .automaton import DEAD
+
+if TYPE_CHECKING:
+    from .compiler import CompiledGrammar
+
+_EOS = -1
+
+
+class GrammarMatcher:
+    __slots__ = ("grammar", "_history")
+
+    def __init__(self, grammar: CompiledGrammar):
+        self.grammar = grammar
+        self._history: list[int] = [grammar.automaton.start]
+
+    @property
+    def state(self) -> int:
+        h = self._history
+        return h[-1] if h[-1] != _EOS else h[-2]
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens accepted so far (EOS included)."""
+        return len(self._history) - 1
+
+    def is_ended(self) -> bool:
+        return self._history[-1] == _EOS
+
+    def is_accepting(self) -> bool:
+        """The output so far is a complete match (EOS would be accepted)."""
+        return self.is_ended() or bool(self.grammar.automaton.accepting[self.state])
+
+    def is_terminated(self) -> bool:
+        """Nothing but the end can follow: EOS was accepted, or the state is accepting and
+        no token can continue it. The engine finishes the sequence here."""
+        if self.is_ended():
+            return True
+        aut = self.grammar.automaton
+        s = self.state
+        return bool(aut.accepting[s]) and not aut.can_continue(s)
+
+    def fill_bitmask(self, bitmask: np.ndarray, row: int = 0) -> None:
+        """Write this sequence's allowed tokens into `bitmask[row]` (int32 [B, W])."""
+        if self.is_ended():
+            bitmask[row] = self.grammar.eos_only_mask
+        else:
+            bitmask[row] = self.grammar.index.mask(self.state)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        """Sorted allowed token ids (plain-Python view of the mask, for tests and tools)."""
+        if self.is_ended():
+            return np.array(sorted(self.grammar.vocab.eos_token_ids))
+        return self.grammar.index.allowed_token_ids(self.state)
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token. Returns False (state unchanged) if it is not allowed."""
+        if self.is_ended():
+            return False
+        token_id = int(token_id)
+        s = self.state
+        if token_id in self.grammar.vocab.eos_token_ids:
+            if not self.grammar.automaton.accepting[s]:
+                return False
+            self._history.append(_EOS)
+            return True
+        t = self.grammar.index.next_state(s, token_id)
+        if t == DEAD:
+            return False
+        self._history.append(t)
+        return True
+
+    advance = accept_token
+
+    def accept_tokens(self, token_ids) -> bool:
+        """Accept all or none: on the first refused token, roll back and return False."""
+        n = 0
+        for t in token_ids:
+            if not self.accept_token(t):
+                self.rollback(n)
+                return False
+            n += 1
+        return True
+
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last `num_tokens` accepted tokens."""
+        if not 0 <= num_tokens <= self.num_tokens:
+            raise ValueError(f"cannot roll back {num_tokens} tokens; {self.num_tokens} accepted")
+        if num_tokens:
+            del self._history[-num_tokens:]
+
+    def reset(self) -> None:
+        del self._history[1:]
+
+    def copy(self) -> GrammarMatcher:
+        m = GrammarMatcher.__new__(GrammarMatcher)
+        m.grammar = self.grammar
+        m._history = list(self._history)
+        return m
+
+    def forced_bytes(self, limit: int = 256) -> bytes:
+        """Bytes every valid continuation starts with (empty when there is a choice, or
+        when the output may end here)."""
+        if self.is_ended():
+            return b""
+        return self.grammar.automaton.forced_bytes(self.state, limit)[0]
+
+    def forced_text(self, limit: int = 256) -> str:
+        """`forced_bytes`, cut to whole UTF-8 characters."""
+        data = self.forced_bytes(limit)
+        return data[:utf8_complete_len(data)].decode("utf-8")
+
+
+def utf8_complete_len(data: bytes) -> int:
+    """Length of the longest prefix of `data` that ends on a UTF-8 character boundary."""
+    n = len(data)
+    i = n - 1
+    while i >= 0 and i > n - 4 and data[i] & 0xC0 == 0x80:
+        i -= 1
+    if i < 0:
+        return 0
+    lead = data[i]
+    need = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4
+    return n if n - i >= need else i
+
