@@ -207,6 +207,16 @@ class Engine:
         outs = await asyncio.gather(*(h.aresult() for h in handles))
         return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
 
+    def warm(self, prompt: Prompt) -> int:
+        """Compute a prompt into the radix cache (a fork trunk, a batch's shared prefix) and
+        return how many of its tokens were already cached."""
+        return self.submit(prompt, SamplingParams(max_new_tokens=1), prefill_only=True).result().num_cached_tokens
+
+    async def awarm(self, prompt: Prompt) -> int:
+        handle = self.submit(prompt, SamplingParams(max_new_tokens=1), prefill_only=True,
+                             loop=asyncio.get_running_loop())
+        return (await handle.aresult()).num_cached_tokens
+
     # --- control --------------------------------------------------------------------------
     def abort(self, request_id: str) -> None:
         """Stop a request at the next step boundary; its KV slots and locks are returned."""
@@ -234,6 +244,7 @@ class Engine:
             "kv_slots_total": pool.num_slots,
             "kv_slots_used": pool.num_used,
             "kv_slots_cached": cache.total_size,
+            "kv_slots_protected": cache.protected_size,  # cached slots locked by requests
             "cache_hit_tokens": cache.hit_tokens,
             "cache_hit_rate": cache.hit_tokens / looked_up if looked_up else 0.0,
             "evicted_tokens": cache.evicted_tokens,

@@ -29,6 +29,7 @@ class EngineConfig:
     # A waiting request sharing more than this many uncached prompt tokens with a prompt being
     # computed waits a step, then reuses that prompt's KV instead of computing it again.
     share_wait_threshold: int = 32
+    jump_forward: bool = True  # append grammar-forced text without sampling it
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..grammar.jump_forward import apply_jump_forward, jump_forward
 from .engine_config import EngineConfig
 from .model_runner import ModelRunner, StepLogits
 from .outputs import Completion, RequestOutput, StreamDelta, TokenLogprob
@@ -90,7 +91,7 @@ class EngineCore:
     # --- one step -------------------------------------------------------------------------
     def step(self) -> bool:
         """Run one step; False when nothing could be scheduled."""
-        self._fail_broken_grammars()
+        self._start_grammars()
         chunks = self.scheduler.schedule()
         if not chunks:
             return False
@@ -154,21 +155,24 @@ class EngineCore:
             if req.first_token_time is None:
                 req.first_token_time = now
                 self.counters.ttft.append(now - req.arrival)
+            seq.num_sampled += 1
             self._append(seq, token, lp)
             if not seq.is_finished:
                 self._jump_forward(seq)
 
     def _fork_siblings(self, seq: Sequence) -> list[Sequence]:
         """On the first token of an n > 1 request, start its other n-1 sequences on the
-        computed prompt (they sample from the same logits this step)."""
+        computed prompt (they sample from the same logits this step). Text the grammar forced
+        before the first token is copied too."""
         req = seq.request
-        if seq.index != 0 or seq.num_output != 0 or len(req.seqs) >= req.params.n:
+        if seq.index != 0 or len(req.seqs) >= req.params.n or seq.num_sampled:
             return []
         started = []
         for i in range(1, req.params.n):
             child = self._new_seq(req, i)
-            if req.grammar_future is not None:
-                child.grammar = req.grammar_future.result().matcher()
+            child.token_ids = list(seq.token_ids)
+            child.output.push(seq.token_ids[seq.prompt_len:])
+            child.grammar = None if seq.grammar is None else seq.grammar.copy()
             if self.scheduler.fork(seq, child):
                 started.append(child)
         return started
@@ -181,14 +185,7 @@ class EngineCore:
         return frozenset(ends)
 
     def _grammar_masks(self, seqs: list[Sequence]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        rows = []
-        for i, seq in enumerate(seqs):
-            future = seq.request.grammar_future
-            if future is None:
-                continue
-            if seq.grammar is None:
-                seq.grammar = future.result().matcher()
-            rows.append(i)
+        rows = [i for i, seq in enumerate(seqs) if seq.grammar is not None]
         if not rows:
             return None, None
         bitmask = torch.zeros(len(rows), self.vocab_words, dtype=torch.int32)
@@ -217,15 +214,38 @@ class EngineCore:
             return self._finish(seq, "stop")
 
     def _jump_forward(self, seq: Sequence) -> None:
-        """Append the tokens the grammar forces, without sampling them."""
-        if seq.grammar is None:
+        """Append the tokens the grammar forces, without sampling them; the next step computes
+        them in one chunk. The boundary is re-tokenized as the tokenizer would, which may
+        replace the last tokens (only ones the sequence owns, never cached ones)."""
+        if seq.grammar is None or not self.cfg.jump_forward:
             return
-        for token in seq.grammar.forced_tokens():
-            if seq.is_finished:
-                return
-            self.counters.forced_tokens += 1
-            seq.num_forced_tokens += 1
-            self._append(seq, token, None)
+        own = len(seq.token_ids) - max(seq.cached_len, seq.prompt_len)
+        budget = seq.request.params.max_new_tokens - seq.num_output
+        jf = jump_forward(seq.grammar, seq.token_ids[seq.prompt_len:], self._encode,
+                          max_retract=min(2, own))
+        if jf is None or len(jf.append_ids) - jf.num_retract > budget:
+            return
+        apply_jump_forward(seq.grammar, jf)
+        cut = len(seq.token_ids) - jf.num_retract
+        removed = seq.token_ids[cut:]
+        del seq.token_ids[cut:]
+        if seq.num_computed > cut:  # retracted tokens that already have K/V: free their slots
+            self.scheduler.pool.free(self.scheduler.table.read(seq.row, seq.num_computed)[cut:].clone())
+            seq.num_computed = cut
+        seq.token_ids += jf.append_ids
+        seq.num_forced_tokens += jf.num_saved
+        self.counters.forced_tokens += jf.num_saved
+        stop = seq.output.replace_tail(seq.token_ids[max(seq.prompt_len, cut - 4):cut], removed,
+                                       jf.append_ids)
+        if stop is not None:
+            self._finish(seq, "stop", stop)
+        elif seq.grammar.is_terminated():
+            self._finish(seq, "stop")
+        elif seq.num_output >= seq.request.params.max_new_tokens:
+            self._finish(seq, "length")
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _finish(self, seq: Sequence, reason: str, matched: str | int | None = None) -> None:
         seq.finish_reason, seq.matched_stop = reason, matched
@@ -235,12 +255,20 @@ class EngineCore:
         elif seq.status is SeqStatus.WAITING:
             self.scheduler.remove_waiting(seq)
 
-    def _fail_broken_grammars(self) -> None:
+    def _start_grammars(self) -> None:
+        """Give waiting sequences whose grammar has compiled their matcher (appending any
+        text forced at the very start, so the prefill computes it), or fail the request when
+        compilation failed."""
         for seq in list(self.scheduler.waiting):
             future = seq.request.grammar_future
-            if future is not None and future.done() and future.exception() is not None:
+            if future is None or seq.grammar is not None or not future.done():
+                continue
+            if future.exception() is not None:
                 if seq.request.request_id in self.requests:
                     self.fail(seq.request, future.exception())
+                continue
+            seq.grammar = future.result().matcher()
+            self._jump_forward(seq)
 
     # --- listeners ------------------------------------------------------------------------
     def _emit(self, req: Request) -> None:

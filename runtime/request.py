@@ -53,7 +53,8 @@ class Sequence:
     finish_reason: str | None = None
     matched_stop: str | int | None = None
     logprobs: list[TokenLogprob] | None = None
-    num_forced_tokens: int = 0  # appended by jump-forward without a forward pass
+    num_forced_tokens: int = 0  # forward passes jump-forward saved this sequence
+    num_sampled: int = 0  # tokens drawn by the sampler (forced ones excluded)
     _np_prompt: np.ndarray | None = None
 
     @property
@@ -101,6 +102,7 @@ class Request:
     seqs: list[Sequence] = field(default_factory=list)
     prompt_logprobs: list[TokenLogprob | None] | None = None
     num_cached_tokens: int = 0
+    admitted: bool = False  # its prompt has been matched against the cache once
     aborted: bool = False
     error: str | None = None
 

@@ -9,13 +9,26 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+CONSTRAINTS = ("regex", "json_schema", "choices", "structural_tag")
+
 
 @dataclass(slots=True)
 class SamplingParams:
     """How to decode one request.
 
-    At most one constraint (`regex`, `json_schema`, `choices`) may be set. `json_schema` is a
-    dict or a JSON string (the frontend turns a pydantic class into its schema dict).
+    At most one constraint (`regex`, `json_schema`, `choices`, `structural_tag`) may be set.
+    `json_schema` is a dict or a JSON string (the frontend turns a pydantic class into its
+    schema dict). `structural_tag` holds tagged JSON segments inside free text, the shape of
+    tool calls:
+
+        {"triggers": ["<tool_call>"],
+         "structures": [{"begin": "<tool_call>{\"name\": \"f\", \"arguments\": ",
+                         "schema": {...}, "end": "}</tool_call>"}],
+         "mode": "auto"}
+
+    In "auto" mode decoding is free until a trigger appears; from there the text must be one
+    of the structures (begin, a JSON value valid for its schema, end), then it is free again.
+    In "required" mode the output is one or more structures and nothing else.
     `temperature == 0` means greedy. `stop` strings are matched across token boundaries and
     excluded from the output text.
     """
@@ -41,6 +54,7 @@ class SamplingParams:
     regex: str | None = None
     json_schema: dict | str | None = None
     choices: list[str] | None = None
+    structural_tag: dict | None = None
     # Whitespace allowed between JSON tokens: None is compact JSON; otherwise a regex such as
     # r"[ \n]{0,2}" that the grammar places where JSON allows whitespace.
     json_whitespace: str | None = None
@@ -76,13 +90,14 @@ class SamplingParams:
                "must be a list of non-empty strings")
         _check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids), "stop_token_ids",
                "must be a list of non-negative integers")
-        constraints = [name for name in ("regex", "json_schema", "choices")
-                       if getattr(self, name) is not None]
+        constraints = [name for name in CONSTRAINTS if getattr(self, name) is not None]
         _check(len(constraints) <= 1, constraints[-1] if constraints else "regex",
                f"only one constraint may be set, got {constraints}")
         if self.choices is not None:
             _check(len(self.choices) > 0 and all(isinstance(c, str) for c in self.choices),
                    "choices", "must be a non-empty list of strings")
+        if self.structural_tag is not None:
+            _check_structural_tag(self.structural_tag)
         if isinstance(self.json_schema, str):
             try:
                 json.loads(self.json_schema)
@@ -95,8 +110,8 @@ class SamplingParams:
 
     @property
     def constraint(self) -> tuple[str, Any] | None:
-        """("regex" | "json_schema" | "choices", value), or None when decoding is free."""
-        for name in ("regex", "json_schema", "choices"):
+        """(one of CONSTRAINTS, value), or None when decoding is free."""
+        for name in CONSTRAINTS:
             value = getattr(self, name)
             if value is not None:
                 return name, value
@@ -118,3 +133,20 @@ class SamplingParams:
 def _check(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ValueError(f"{name}: {message}")
+
+
+def _check_structural_tag(tag: Any) -> None:
+    _check(isinstance(tag, dict), "structural_tag", "must be an object")
+    triggers, structures = tag.get("triggers"), tag.get("structures")
+    _check(isinstance(triggers, list) and triggers and all(isinstance(t, str) and t for t in triggers),
+           "structural_tag.triggers", "must be a non-empty list of non-empty strings")
+    _check(isinstance(structures, list) and bool(structures), "structural_tag.structures",
+           "must be a non-empty list")
+    for i, st in enumerate(structures):
+        ok = isinstance(st, dict) and isinstance(st.get("begin"), str) and \
+            isinstance(st.get("end"), str) and isinstance(st.get("schema"), (dict, bool))
+        _check(ok, f"structural_tag.structures[{i}]", "needs string begin/end and a schema object")
+        _check(any(st["begin"].startswith(t) for t in triggers), f"structural_tag.structures[{i}].begin",
+               "must start with one of the triggers")
+    _check(tag.get("mode", "auto") in ("auto", "required"), "structural_tag.mode",
+           "must be 'auto' or 'required'")

@@ -104,11 +104,10 @@ class Scheduler:
             if not self._make_room(n + (reserve if self.running else 0)):
                 self.cache.unlock(match.node)
                 break
-            first_admission = seq.request.num_cached_tokens == 0 and seq.index == 0 and \
-                seq.num_output == 0
-            if first_admission:
+            if not seq.request.admitted:  # count a request's prompt once, not per retry
+                seq.request.admitted = True
                 self.cache.record_match(match.length, seq.prompt_len)
-                seq.request.num_cached_tokens = match.length
+                seq.request.num_cached_tokens = min(match.length, seq.prompt_len)
             self.waiting.remove(seq)
             self._match_len.pop(id(seq), None)
             seq.row = self.table.alloc_row()

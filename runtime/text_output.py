@@ -17,6 +17,7 @@ from .tokenizer import Tokenizer
 class TextOutput:
     def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = (), prompt_ids: Sequence[int] = (),
                  skip_special_tokens: bool = True):
+        self._tokenizer, self._skip = tokenizer, skip_special_tokens
         self._detok = IncrementalDetokenizer(tokenizer, prompt_ids, skip_special_tokens)
         self._stops = list(stop)
         self._max_stop = max((len(s) for s in self._stops), default=0)
@@ -30,6 +31,23 @@ class TextOutput:
             return self.stopped_by
         piece = self._detok.push(token_ids)
         return self._append(piece)
+
+    def replace_tail(self, context: Sequence[int], removed: Sequence[int],
+                     added: Sequence[int]) -> str | None:
+        """The last tokens `removed` (preceded by `context`) were re-tokenized as `added`,
+        spelling the same text and more (jump-forward). Appends the extra text; returns the
+        stop string when one now appears."""
+        if self.stopped_by is not None:
+            return self.stopped_by
+        if not removed:
+            return self.push(added)
+        decode = lambda ids: self._tokenizer.decode(list(ids), skip_special_tokens=self._skip)
+        old, new = decode([*context, *removed]), decode([*context, *added])
+        if not new.startswith(old):
+            raise ValueError("re-tokenized tail does not extend the old text")
+        # Future pushes decode in the new tokens' context.
+        self._detok = IncrementalDetokenizer(self._tokenizer, [*context, *added], self._skip)
+        return self._append(new[len(old):])
 
     def finish(self) -> None:
         """The sequence ended: release any held-back partial character."""
