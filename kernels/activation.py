@@ -1,4 +1,11 @@
-"""SwiGLU activation: torch reference."""
+"""SwiGLU activation: torch reference.
+
+As a reference loop:
+
+    for t in range(T):
+        for i in range(I):
+            out[t, i] = silu(gate_up[t, i]) * gate_up[t, I + i]     # silu(x) = x * sigmoid(x)
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,6 @@ import torch.nn.functional as F
 
 
 def silu_and_mul_ref(gate_up: torch.Tensor) -> torch.Tensor:
-    """gate_up (T, 2I), gate first -> silu(gate) * up, (T, I)."""
+    """gate_up (T, 2I), gate first -> silu(gate) * up, (T, I), gate_up's dtype."""
     gate, up = gate_up.chunk(2, dim=-1)
     return F.silu(gate) * up
