@@ -11,7 +11,11 @@
     print(state["answer"])
 
 Importing tines loads neither torch nor the engine: backends load what they need on use.
+The backends (`tines.LocalBackend`, `tines.RemoteBackend`, `tines.OpenAICompatible`) are
+imported when first named.
 """
+
+from typing import Any
 
 from tines.api import (assistant, assistant_begin, assistant_end, gen, gen_int, gen_string,
                        select, system, system_begin, system_end, user, user_begin, user_end)
@@ -28,8 +32,23 @@ from tines.program import Program, function, program
 from tines.state import ProgramState
 from tines.state_base import ProgramStateGroup
 
+# name -> (module, attribute); RuntimeEndpoint is SGLang's name for a remote server.
+_LAZY = {"LocalBackend": ("tines.local", "LocalBackend"),
+         "RemoteBackend": ("tines.remote", "RemoteBackend"),
+         "RuntimeEndpoint": ("tines.remote", "RemoteBackend"),
+         "OpenAICompatible": ("tines.openai_compat", "OpenAICompatible")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'tines' has no attribute {name!r}")
+
+
 __all__ = [
-    "Backend", "ChoicesDecision", "ChoicesMethod", "ChoicesSamplingMethod", "GenMeta",
+    "Backend", "LocalBackend", "OpenAICompatible", "RemoteBackend", "RuntimeEndpoint", "ChoicesDecision", "ChoicesMethod", "ChoicesSamplingMethod", "GenMeta",
     "MockBackend", "MockRequest", "PendingValueError", "Program", "ProgramState",
     "ProgramStateGroup", "ScoreResult", "SelectMeta", "TraceGraph", "TraceNode",
     "TracingError", "assistant", "assistant_begin", "assistant_end", "function", "gen",

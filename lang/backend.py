@@ -18,8 +18,9 @@ class ScoreResult(NamedTuple):
 
     `logprobs[c]` holds one TokenLogprob per token of `choices[c]` (tokenized as it follows
     `text`), each the logprob of that token given `text` and the choice's earlier tokens.
-    `unconditional[c]` is the same tokens scored without `text` (only when asked for; its
-    first token, which has no context, is scored after BOS when the model has one, else 0.0).
+    `unconditional[c]` is the same tokens scored without `text` (only when asked for): after
+    only the model's start-of-document token (BOS, or EOS for a model without one), so its
+    first token is scored with no context but the start of a document.
     """
 
     logprobs: list[list[TokenLogprob]]

@@ -91,9 +91,8 @@ class Scheduler:
         for seq in self._ordered_waiting():
             if budget <= 0 or len(self.running) >= self.cfg.max_running or not self.table.num_free_rows:
                 break
-            future = seq.request.grammar_future
-            if future is not None and not future.done():
-                continue
+            if seq.request.grammar_future is not None and seq.grammar is None:
+                continue  # its grammar is compiling (EngineCore attaches the matcher)
             match = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)])
             if self._shares_with(seq, match.length, inflight):
                 continue  # computed by an earlier request this or next step; reuse it then
