@@ -30,6 +30,7 @@ from .handle import RequestHandle
 from .kv_pool import KVPool
 from .loader import load_model
 from .model_runner import ModelRunner
+from .models.linear import activation_dtype
 from .outputs import RequestOutput, StreamDelta
 from .radix_cache import RadixCache
 from .registry import resolve_model
@@ -68,8 +69,8 @@ class Engine:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.model_path = resolve_model(cfg.model)
-        dtype = getattr(torch, cfg.dtype)
-        loaded = load_model(self.model_path, dtype, cfg.max_model_len)
+        loaded = load_model(self.model_path, cfg.weights, cfg.max_model_len)
+        dtype = loaded.model.dtype
         self.model_config = loaded.config
         self.max_model_len = loaded.model.max_positions
         if loaded.gguf is not None:
@@ -99,7 +100,7 @@ class Engine:
         if self.cfg.kv_tokens:
             return self.cfg.kv_tokens
         per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,
-                                           getattr(torch, self.cfg.dtype))
+                                           activation_dtype(self.cfg.weights))
         return max(1024, min(self.cfg.max_kv_tokens,
                              int(_available_memory() * self.cfg.kv_memory_fraction) // per_token))
 

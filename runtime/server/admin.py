@@ -1,0 +1,88 @@
+"""Operating the server: `GET /health`, `GET /model_info`, `POST /flush_cache`,
+`POST /abort/{id}`, `GET /metrics` (Prometheus text format).
+
+`/health` needs no API key (load balancers probe it); it answers 503 once the engine thread
+has stopped. `/model_info` carries what a remote frontend needs to render chats the way the
+model's template does (role markers, default system prompt, tool-call markers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from .errors import APIError
+from .metrics import CONTENT_TYPE
+from .state import require_api_key, state_of
+
+public = APIRouter()
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@public.get("/health")
+async def health(request: Request) -> Response:
+    engine = state_of(request).engine
+    if not engine._thread.is_alive():
+        return JSONResponse({"status": "engine stopped"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/model_info")
+async def model_info(request: Request) -> dict[str, Any]:
+    st = state_of(request)
+    e, tpl, tok = st.engine, st.engine.chat_template, st.engine.tokenizer
+    roles: dict[str, Any] = {}
+    for role in ("system", "user", "assistant"):
+        try:
+            roles[role] = list(tpl.role_markers(role))
+        except ValueError:
+            roles[role] = None
+    try:
+        generation_prompt = tpl.generation_prompt
+    except ValueError:
+        generation_prompt = None
+    markers = tpl.effective_tool_call_markers
+    return {
+        "model_path": str(e.model_path),
+        "served_model_name": st.model_name,
+        "is_generation": True,
+        "max_model_len": e.max_model_len,
+        "vocab_size": e.model_config.vocab_size,
+        "kv_slots_total": e.pool.num_slots,
+        "bos_token": tok.bos_token,
+        "eos_token": tok.eos_token,
+        "eos_token_ids": sorted(tok.eos_token_ids),
+        "chat_template": {
+            "role_markers": roles,
+            "default_system_prompt": tpl.default_system_prompt,
+            "generation_prompt": generation_prompt,
+            "supports_tools": tpl.supports_tools,
+            "tool_call_markers": list(markers) if markers else None,
+        },
+    }
+
+
+@router.post("/flush_cache")
+async def flush_cache(request: Request) -> dict[str, Any]:
+    """Drop the radix cache; 409 while requests are running (their KV is in use)."""
+    flushed = await asyncio.to_thread(state_of(request).engine.flush_cache)
+    if not flushed:
+        raise APIError(409, "the cache was not flushed: requests are running", code="cache_in_use")
+    return {"flushed": True}
+
+
+@router.post("/abort/{request_id}")
+async def abort(request_id: str, request: Request) -> dict[str, Any]:
+    """Abort a running request by the id its response carried (`id`, header X-Request-Id)."""
+    if not state_of(request).dispatcher.abort(request_id):
+        raise APIError(404, f"request_id: no running request {request_id!r}", "request_id",
+                       "request_not_found")
+    return {"aborted": request_id}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(state_of(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,171 @@
+"""The native API (SGLang's shapes): `POST /generate` and `POST /score`.
+
+`/generate` takes `text` or `input_ids` (one prompt or a list), `sampling_params` with the
+exact field names of `SamplingParams` (constraints `regex` / `json_schema` / `choices` /
+`structural_tag` included), `stream`, `return_logprob`, `top_logprobs_num` and an optional
+`rid`. It answers one object per completion, `{"text", "output_ids", "index", "meta_info"}`,
+or a list of them when there are several prompts or `n > 1`. Streamed events carry the
+cumulative `text` so far, the new `delta`, the completion's `index` and the `prompt_index`;
+the last event of each completion has its `finish_reason`, `output_ids` and full `meta_info`.
+`/score` and `/warm` (prefill-only requests) are in `native_prefill`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import fields
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..handle import RequestError
+from ..outputs import Completion as EngineCompletion
+from ..outputs import RequestOutput
+from ..sampling_params import SamplingParams
+from .dispatch import Job, results, until_disconnected
+from .errors import APIError, bad_value, error_body
+from .logprobs import native_logprobs
+from .protocol_out import new_id
+from .sse import DONE, event, merge, sse_response
+from .state import ServerState, require_api_key, state_of
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+log = logging.getLogger("tines.server")
+_PARAMS = TypeAdapter(SamplingParams)
+_FIELDS = frozenset(f.name for f in fields(SamplingParams))
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | list[str] | None = None
+    input_ids: list[int] | list[list[int]] | None = None
+    sampling_params: dict[str, Any] = Field(default_factory=dict)
+    stream: bool = False
+    return_logprob: bool = False
+    top_logprobs_num: int = 0
+    rid: str | None = None
+
+
+def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
+                          top_logprobs: int = 0) -> SamplingParams:
+    """SamplingParams from JSON; 400 naming `sampling_params.<field>` for an unknown field, a
+    value of the wrong type or out of range."""
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise APIError(400, f"sampling_params: unknown field(s) {', '.join(unknown)}",
+                       f"sampling_params.{unknown[0]}")
+    data = dict(data)
+    if isinstance(data.get("stop"), str):
+        data["stop"] = [data["stop"]]
+    if return_logprob:
+        data.setdefault("logprobs", True)
+    if top_logprobs:
+        data.setdefault("top_logprobs", top_logprobs)
+    try:
+        return _PARAMS.validate_python(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "value_error":
+            msg = first["msg"].removeprefix("Value error, ")
+            raise bad_value(ValueError(msg), prefix="sampling_params.",
+                            default_param="sampling_params") from None
+        field = f"sampling_params.{first['loc'][0]}" if first["loc"] else "sampling_params"
+        raise APIError(400, f"{field}: {first['msg']} (got {first.get('input')!r:.80})", field) from None
+
+
+def _prompts(st: ServerState, req: GenerateRequest) -> list[list[int]]:
+    if (req.text is None) == (req.input_ids is None):
+        raise APIError(400, "text: give exactly one of `text` and `input_ids`", "text")
+    if req.text is not None:
+        texts = [req.text] if isinstance(req.text, str) else req.text
+        return [st.dispatcher.encode(t, "text") for t in texts]
+    ids = req.input_ids
+    batch = [ids] if not ids or isinstance(ids[0], int) else ids
+    return [st.dispatcher.encode(list(x), "input_ids") for x in batch]
+
+
+@router.post("/generate")
+async def generate(body: GenerateRequest, request: Request) -> Response:
+    arrival = time.perf_counter()
+    st = state_of(request)
+    prompts = _prompts(st, body)
+    base = parse_sampling_params(body.sampling_params, body.return_logprob, body.top_logprobs_num)
+    asked = body.sampling_params.get("max_new_tokens")
+    params = [st.dispatcher.fit(base, asked if asked is not None else base.max_new_tokens, len(ids))
+              for ids in prompts]
+    rid = body.rid or new_id("gen")
+    if rid in st.dispatcher.groups:
+        raise APIError(400, f"rid: a request with id {rid!r} is already running", "rid")
+    blame = base.constraint[0] if base.constraint else None
+    jobs = st.dispatcher.start_all(prompts, params, group=rid, endpoint="generate",
+                                   rename={k: f"sampling_params.{k}" for k in _FIELDS},
+                                   constraint_param=f"sampling_params.{blame}" if blame else None,
+                                   arrival=arrival)
+    single = len(prompts) == 1 and base.n == 1
+    if body.stream:
+        return sse_response(_stream(jobs, arrival), {"X-Request-Id": rid},
+                            lambda: [job.close() for job in jobs])
+    try:
+        outs = await until_disconnected(request, _results(jobs))
+    finally:
+        for job in jobs:
+            job.close()
+    if outs is None:
+        return Response(status_code=499)
+    items = [_item(o, c, arrival) for o in outs for c in o.outputs]
+    return JSONResponse(items[0] if single else items, headers={"X-Request-Id": rid})
+
+
+async def _results(jobs: list[Job]) -> list[RequestOutput]:
+    try:
+        return await results(jobs)
+    except RequestError as e:
+        raise APIError(500, str(e)) from None
+
+
+def _meta(out: RequestOutput, c: EngineCompletion | None, arrival: float) -> dict[str, Any]:
+    meta: dict[str, Any] = {"id": out.request_id, "prompt_tokens": out.num_prompt_tokens,
+                            "cached_tokens": out.num_cached_tokens}
+    if c is not None:
+        meta["completion_tokens"] = len(c.token_ids)
+        meta["finish_reason"] = {"type": c.finish_reason, "matched": c.matched_stop}
+        meta["e2e_latency"] = round(time.perf_counter() - arrival, 6)
+        meta.update(native_logprobs(c.logprobs))
+    return meta
+
+
+def _item(out: RequestOutput, c: EngineCompletion, arrival: float) -> dict[str, Any]:
+    return {"text": c.text, "output_ids": c.token_ids, "index": c.index,
+            "meta_info": _meta(out, c, arrival)}
+
+
+async def _stream(jobs: list[Job], arrival: float) -> AsyncIterator[str]:
+    async def one(p: int, job: Job) -> AsyncIterator[str]:
+        texts: dict[int, str] = {}
+        async for d in job.events():
+            if d.output is not None:
+                for c in d.output.outputs:
+                    item = _item(d.output, c, arrival)
+                    item["delta"] = c.text[len(texts.get(c.index, "")):]
+                    yield event({**item, "prompt_index": p})
+            elif d.text:
+                texts[d.index] = texts.get(d.index, "") + d.text
+                yield event({"text": texts[d.index], "delta": d.text, "index": d.index,
+                             "prompt_index": p, "meta_info": {"id": job.request_id,
+                                                              "finish_reason": None}})
+
+    try:
+        async for piece in merge([one(p, job) for p, job in enumerate(jobs)]):
+            yield piece
+    except APIError as e:
+        yield event(e.body())
+    except RequestError as e:
+        yield event(error_body(500, str(e)))
+    finally:
+        for job in jobs:
+            job.close()
+    yield DONE

@@ -1,0 +1,166 @@
+"""`POST /v1/chat/completions`: messages through the model's chat template, tools, streaming.
+
+Stream shape (as OpenAI and vLLM send it): per choice a first chunk `{"role": "assistant",
+"content": ""}`; content deltas; a tool call as one delta carrying its id, name and complete
+arguments; per choice a last chunk with `finish_reason` (and the choice's logprobs); with
+`stream_options.include_usage` a final chunk with `choices: []` and `usage`; then `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..handle import RequestError
+from ..outputs import Completion as EngineCompletion
+from ..outputs import RequestOutput
+from .dispatch import Job, until_disconnected
+from .errors import APIError, error_body
+from .logprobs import chat_logprobs
+from .protocol import ChatCompletionRequest
+from .protocol_out import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
+                           ChatCompletionChunk, ChatDelta, ChoiceLogprobs, FunctionCallOut,
+                           ToolCallDelta, ToolCallOut, Usage, new_id)
+from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
+from .sse import DONE, event, sse_response
+from .state import ServerState, require_api_key, state_of
+from .tool_calls import ToolPlan, messages_for_template, plan_tools
+from .tool_parser import ToolCallParser, split_tool_calls
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    arrival = time.perf_counter()
+    st = state_of(request)
+    st.check_model(body.model)
+    plan = plan_tools(body.tools, body.tool_choice, st.engine.chat_template.effective_tool_call_markers)
+    ids = st.dispatcher.encode(*_prompt(st, body, plan))
+    max_tokens, field = requested_max_tokens(body)
+    params = st.dispatcher.fit(build_params(body, max_tokens, plan.structural_tag), max_tokens, len(ids))
+    if plan.parse and _marker_is_special(st, plan.markers[0]):
+        params.skip_special_tokens = False  # the markers must stay in the text to be parsed
+    if plan.parse and not body.parallel_tool_calls:
+        # at most one call: the answer ends where the first call closes (the parser takes a
+        # call whose closing marker was cut as a stop string)
+        params.stop = [*params.stop, plan.markers[1]]
+    rid = new_id("chatcmpl")
+    job = st.dispatcher.start(ids, params, group=rid, endpoint="chat",
+                              rename={**RENAME, "max_new_tokens": field},
+                              constraint_param=constraint_param(params), arrival=arrival)
+    headers = {"X-Request-Id": rid}
+    if body.stream:
+        return sse_response(_stream(job, rid, st.model_name, body, plan), headers, job.close)
+    try:
+        out = await until_disconnected(request, _result(job))
+    finally:
+        job.close()  # a no-op once finished; aborts when the client left before it began
+    if out is None:
+        return Response(status_code=499)
+    choices = [_choice(c, body, plan) for c in out.outputs]
+    usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
+    resp = ChatCompletion(id=rid, model=st.model_name, choices=choices, usage=usage)
+    return JSONResponse(resp.model_dump(), headers=headers)
+
+
+def _prompt(st: ServerState, body: ChatCompletionRequest, plan: ToolPlan) -> tuple[str, str, bool]:
+    """(prompt text, the field to blame, whether the tokenizer should add BOS)."""
+    messages = messages_for_template(body.messages)
+    template = st.engine.chat_template
+    cont = body.continue_final_message
+    if cont and messages[-1]["role"] != "assistant":
+        raise APIError(400, "continue_final_message: the last message must be the assistant's",
+                       "continue_final_message")
+    try:
+        text = template.render(messages, tools=plan.render_tools,
+                               add_generation_prompt=body.add_generation_prompt and not cont)
+    except ValueError as e:
+        raise APIError(400, f"messages: {e}", "messages") from None
+    if cont:  # cut the end-of-turn the template wrote after the last message
+        last = messages[-1].get("content") or ""
+        text = text[:text.rfind(last) + len(last)] if last and last in text else text
+    tok = st.engine.tokenizer
+    starts_with_bos = bool(tok.bos_token) and text.startswith(tok.bos_token)
+    return text, "messages", not (tok.add_bos_token and starts_with_bos)
+
+
+def _marker_is_special(st: ServerState, marker: str) -> bool:
+    tid = st.engine.tokenizer.token_to_id(marker)
+    return tid is not None and tid in st.engine.tokenizer.special_token_ids
+
+
+async def _result(job: Job) -> RequestOutput:
+    try:
+        return await job.result()
+    except RequestError as e:
+        raise APIError(500, str(e)) from None
+
+
+def _finish_reason(c: EngineCompletion, num_calls: int) -> str:
+    return "tool_calls" if num_calls and c.finish_reason == "stop" else c.finish_reason
+
+
+def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan) -> ChatChoice:
+    content, calls = c.text, []
+    if plan.parse:
+        content, calls = split_tool_calls(c.text, plan.markers, plan.names,
+                                          None if body.parallel_tool_calls else 1)
+    msg = AssistantMessage(content=content, tool_calls=calls or None)
+    return ChatChoice(index=c.index, message=msg, finish_reason=_finish_reason(c, len(calls)),
+                      logprobs=chat_logprobs(c.logprobs) if body.logprobs else None)
+
+
+async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
+                  plan: ToolPlan) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(index: int, delta: ChatDelta, finish: str | None = None,
+              logprobs: ChoiceLogprobs | None = None) -> str:
+        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
+        return event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice]))
+
+    def pieces(index: int, events: list[str | ToolCallOut]) -> list[str]:
+        out = []
+        for ev in events:
+            if isinstance(ev, str):
+                out.append(chunk(index, ChatDelta(content=ev)))
+                continue
+            call = ToolCallDelta(index=num_calls[index], id=ev.id, type="function",
+                                 function=FunctionCallOut(name=ev.function.name,
+                                                          arguments=ev.function.arguments))
+            num_calls[index] += 1
+            out.append(chunk(index, ChatDelta(tool_calls=[call])))
+        return out
+
+    max_calls = None if body.parallel_tool_calls else 1
+    parsers = [ToolCallParser(plan.markers, plan.names, max_calls) for _ in range(body.n)] \
+        if plan.parse else None
+    num_calls = [0] * body.n
+    try:
+        for i in range(body.n):
+            yield chunk(i, ChatDelta(role="assistant", content=""))
+        async for d in job.events():
+            if d.index >= 0 and d.text:
+                for piece in pieces(d.index, parsers[d.index].feed(d.text) if parsers else [d.text]):
+                    yield piece
+        out = job.output
+        for c in out.outputs:
+            if parsers:
+                for piece in pieces(c.index, parsers[c.index].finish()):
+                    yield piece
+            yield chunk(c.index, ChatDelta(), _finish_reason(c, num_calls[c.index]),
+                        chat_logprobs(c.logprobs) if body.logprobs else None)
+        if body.stream_options and body.stream_options.include_usage:
+            usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
+            yield event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=usage))
+    except APIError as e:
+        yield event(e.body())
+    except RequestError as e:
+        yield event(error_body(500, str(e)))
+    finally:
+        job.close()
+    yield DONE

@@ -1,0 +1,136 @@
+"""`GET /v1/models` and `POST /v1/completions` (the legacy text API).
+
+`prompt` may be a string, a list of strings, a list of token ids or a list of such lists; each
+prompt runs `n` times and its choices are numbered `prompt_index * n + i`, as OpenAI does.
+Prompts are submitted together, so they batch (and share cached prefixes) in the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..handle import RequestError
+from ..outputs import RequestOutput
+from .dispatch import Job, results, until_disconnected
+from .errors import APIError, error_body
+from .logprobs import completion_logprobs
+from .protocol import CompletionRequest
+from .protocol_out import Completion, CompletionChoice, ModelCard, ModelList, Usage, new_id
+from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
+from .sse import DONE, event, merge, sse_response
+from .state import ServerState, require_api_key, state_of
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> ModelList:
+    st = state_of(request)
+    return ModelList(data=[ModelCard(id=st.model_name, root=str(st.engine.model_path),
+                                     max_model_len=st.engine.max_model_len)])
+
+
+@router.get("/v1/models/{model:path}")
+async def get_model(model: str, request: Request) -> ModelCard:
+    st = state_of(request)
+    st.check_model(model)
+    return ModelCard(id=st.model_name, root=str(st.engine.model_path),
+                     max_model_len=st.engine.max_model_len)
+
+
+@router.post("/v1/completions")
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    arrival = time.perf_counter()
+    st = state_of(request)
+    st.check_model(body.model)
+    prompts = _prompts(st, body)
+    max_tokens, _ = requested_max_tokens(body)
+    base = build_params(body, max_tokens)
+    params = [st.dispatcher.fit(base, max_tokens, len(ids)) for ids in prompts]
+    rid = new_id("cmpl")
+    jobs = st.dispatcher.start_all(prompts, params, group=rid, endpoint="completions",
+                                   rename=RENAME, constraint_param=constraint_param(base),
+                                   arrival=arrival)
+    texts = [_echo_text(st, body, ids) for ids in prompts]
+    headers = {"X-Request-Id": rid}
+    if body.stream:
+        return sse_response(_stream(jobs, texts, rid, st.model_name, body), headers,
+                            lambda: [job.close() for job in jobs])
+    try:
+        outs = await until_disconnected(request, _results(jobs))
+    finally:
+        for job in jobs:
+            job.close()
+    if outs is None:
+        return Response(status_code=499)
+    choices = []
+    for p, (out, echo) in enumerate(zip(outs, texts)):
+        for c in out.outputs:
+            choices.append(CompletionChoice(
+                index=p * body.n + c.index, text=echo + c.text, finish_reason=c.finish_reason,
+                logprobs=completion_logprobs(c.logprobs, len(echo), body.logprobs or 0)))
+    usage = Usage.of(sum(o.num_prompt_tokens for o in outs), sum(o.num_completion_tokens for o in outs),
+                     sum(o.num_cached_tokens for o in outs))
+    resp = Completion(id=rid, model=st.model_name, choices=choices, usage=usage)
+    return JSONResponse(resp.model_dump(exclude_none=False), headers=headers)
+
+
+def _prompts(st: ServerState, body: CompletionRequest) -> list[list[int]]:
+    p = body.prompt
+    if isinstance(p, str) or (p and isinstance(p[0], int)):
+        return [st.dispatcher.encode(p, "prompt")]
+    if not p:
+        raise APIError(400, "prompt: empty (at least one token is needed)", "prompt")
+    return [st.dispatcher.encode(x, f"prompt[{i}]") for i, x in enumerate(p)]
+
+
+def _echo_text(st: ServerState, body: CompletionRequest, ids: list[int]) -> str:
+    return st.engine.tokenizer.decode(ids, skip_special_tokens=False) if body.echo else ""
+
+
+async def _results(jobs: list[Job]) -> list[RequestOutput]:
+    try:
+        return await results(jobs)
+    except RequestError as e:
+        raise APIError(500, str(e)) from None
+
+
+async def _stream(jobs: list[Job], echoes: list[str], rid: str, model: str,
+                  body: CompletionRequest) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(index: int, text: str, finish: str | None = None, logprobs=None) -> str:
+        choice = CompletionChoice(index=index, text=text, finish_reason=finish, logprobs=logprobs)
+        return event(Completion(id=rid, created=created, model=model, choices=[choice]))
+
+    async def one(p: int, job: Job) -> AsyncIterator[str]:
+        for i in range(body.n if echoes[p] else 0):
+            yield chunk(p * body.n + i, echoes[p])
+        async for d in job.events():
+            if d.index >= 0 and d.text:
+                yield chunk(p * body.n + d.index, d.text)
+        for c in job.output.outputs:
+            lps = completion_logprobs(c.logprobs, len(echoes[p]), body.logprobs or 0)
+            yield chunk(p * body.n + c.index, "", c.finish_reason, lps)
+
+    try:
+        async for piece in merge([one(p, job) for p, job in enumerate(jobs)]):
+            yield piece
+        if body.stream_options and body.stream_options.include_usage:
+            outs = [job.output for job in jobs]
+            usage = Usage.of(sum(o.num_prompt_tokens for o in outs),
+                             sum(o.num_completion_tokens for o in outs),
+                             sum(o.num_cached_tokens for o in outs))
+            yield event(Completion(id=rid, created=created, model=model, choices=[], usage=usage))
+    except APIError as e:
+        yield event(e.body())
+    except RequestError as e:
+        yield event(error_body(500, str(e)))
+    finally:
+        for job in jobs:
+            job.close()
+    yield DONE

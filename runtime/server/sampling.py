@@ -1,0 +1,102 @@
+"""OpenAI request fields -> the one `SamplingParams`.
+
+The constraint comes from exactly one place: `response_format` (json_schema / json_object),
+the `regex` or `choices` extensions, or the tools' structural tag; asking for two is a 400.
+`max_tokens` is validated here (a positive integer) and fitted to the prompt later
+(`Dispatcher.fit`), once the prompt's length is known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..sampling_params import SamplingParams
+from .errors import APIError, bad_value
+from .protocol import ChatCompletionRequest, CompletionRequest, ResponseFormat
+
+# SamplingParams field -> the OpenAI request field a client wrote.
+RENAME = {"max_new_tokens": "max_tokens", "min_new_tokens": "min_tokens",
+          "top_logprobs": "top_logprobs", "json_schema": "response_format",
+          "structural_tag": "tools"}
+
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the legacy completions API
+
+
+def requested_max_tokens(req: ChatCompletionRequest | CompletionRequest) -> tuple[int | None, str]:
+    """(max tokens asked for or None, the field it came from); 400 unless positive."""
+    value, field = req.max_tokens, "max_tokens"
+    if isinstance(req, ChatCompletionRequest) and req.max_completion_tokens is not None:
+        value, field = req.max_completion_tokens, "max_completion_tokens"
+    if isinstance(req, CompletionRequest) and value is None:
+        value = COMPLETIONS_DEFAULT_MAX_TOKENS
+    if value is not None and value < 1:
+        raise APIError(400, f"{field}: must be a positive integer, got {value}", field)
+    return value, field
+
+
+def response_format_schema(fmt: ResponseFormat | None) -> dict[str, Any] | bool | None:
+    """The JSON schema a `response_format` asks for (None for plain text). Every schema is
+    enforced exactly by the grammar, `strict` or not."""
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None or fmt.json_schema.schema_ is None:
+        raise APIError(400, "response_format.json_schema.schema: required when type is "
+                       "'json_schema'", "response_format.json_schema.schema")
+    return fmt.json_schema.schema_
+
+
+def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int | None,
+                 structural_tag: dict[str, Any] | None = None) -> SamplingParams:
+    """SamplingParams for a request. When `max_tokens` is None, max_new_tokens is a
+    placeholder until `Dispatcher.fit` knows the room left after the prompt."""
+    if req.logit_bias:
+        raise APIError(400, "logit_bias: not supported by this server", "logit_bias")
+    if isinstance(req, CompletionRequest):
+        if req.suffix:
+            raise APIError(400, "suffix: not supported by this server", "suffix")
+        if req.best_of is not None and req.best_of != req.n:
+            raise APIError(400, "best_of: only best_of == n is supported", "best_of")
+        logprobs, top = req.logprobs is not None, req.logprobs or 0
+    else:
+        if req.top_logprobs and not req.logprobs:
+            raise APIError(400, "top_logprobs: needs logprobs set to true", "top_logprobs")
+        logprobs, top = req.logprobs, req.top_logprobs or 0
+    constraints = {
+        "response_format": ("json_schema", response_format_schema(req.response_format)),
+        "regex": ("regex", req.regex),
+        "choices": ("choices", req.choices),
+        "tools": ("structural_tag", structural_tag),
+    }
+    given = {k: v for k, v in constraints.items() if v[1] is not None}
+    if len(given) > 1:
+        names = sorted(given)
+        raise APIError(400, f"{names[-1]}: cannot be combined with {', '.join(names[:-1])} "
+                       "(one output constraint per request)", names[-1])
+    fields: dict[str, Any] = {
+        "max_new_tokens": max_tokens or max(1, req.min_tokens or 0), "n": req.n, "stop": req.stop or [], "seed": req.seed,
+        "logprobs": logprobs, "top_logprobs": top, "ignore_eos": req.ignore_eos,
+        "stop_token_ids": req.stop_token_ids or [], "skip_special_tokens": req.skip_special_tokens,
+        "min_new_tokens": req.min_tokens or 0,
+    }
+    for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                 "frequency_penalty", "presence_penalty"):
+        value = getattr(req, name)
+        if value is not None:
+            fields[name] = value
+    for name, value in given.values():
+        fields[name] = value
+    try:
+        return SamplingParams(**fields)
+    except (ValueError, TypeError) as e:
+        if isinstance(req, CompletionRequest) and str(e).startswith("top_logprobs"):
+            raise APIError(400, f"logprobs: {str(e).partition(': ')[2]}", "logprobs") from None
+        raise bad_value(e if isinstance(e, ValueError) else ValueError(str(e)), RENAME) from None
+
+
+def constraint_param(params: SamplingParams) -> str | None:
+    """The request field to blame when the constraint fails to compile."""
+    kind = params.constraint[0] if params.constraint else None
+    return {"json_schema": "response_format", "structural_tag": "tools", "regex": "regex",
+            "choices": "choices"}.get(kind) if kind else None

@@ -1,0 +1,92 @@
+"""`tines serve` as a process: it serves, logs one line per request, and on SIGTERM stops
+accepting, lets a short request finish, aborts a long one after --shutdown-timeout (its
+stream ends with finish_reason "abort"), and exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_generate(url: str, body: dict, out: dict) -> None:
+    events = []
+    try:
+        with httpx.Client(timeout=60) as c, c.stream("POST", url + "/generate", json={**body, "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    events.append(json.loads(line[6:]))
+                elif line == "data: [DONE]":
+                    out["done"] = True
+    except httpx.HTTPError as e:
+        out["error"] = repr(e)
+    out["events"] = events
+
+
+@pytest.mark.timeout(120)
+def test_serve_then_sigterm_exits_0(tiny_model_dir):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tines.runtime.cli", "serve", "--model", str(tiny_model_dir), "--port", str(port),
+         "--kv-tokens", "4096", "--max-running", "8", "--shutdown-timeout", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        ok = httpx.post(url + "/generate", json={"text": "hi", "rid": "cli-ok",
+                                                  "sampling_params": {"max_new_tokens": 3}})
+        assert ok.status_code == 200
+        short, long = {}, {}
+        threads = [threading.Thread(target=stream_generate, args=(url, {
+            "text": "short", "sampling_params": {"max_new_tokens": 40, "ignore_eos": True}}, short)),
+            threading.Thread(target=stream_generate, args=(url, {
+                "text": "long", "sampling_params": {"max_new_tokens": 2000, "ignore_eos": True}}, long))]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # both running
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(httpx.HTTPError):  # no longer accepting
+            httpx.post(url + "/generate", json={"text": "late"}, timeout=2)
+        code = proc.wait(timeout=30)
+        elapsed = time.monotonic() - t0
+        for t in threads:
+            t.join(timeout=10)
+        log = proc.stdout.read()
+        assert code == 0, log
+        assert elapsed < 10, elapsed  # the long request did not hold the shutdown
+        assert short.get("done") and short["events"][-1]["meta_info"]["finish_reason"]["type"] == "length"
+        final = long["events"][-1]  # aborted at the deadline, and told so properly
+        assert long.get("done") and final["meta_info"]["finish_reason"]["type"] == "abort"
+        assert 0 < final["meta_info"]["completion_tokens"] < 2000
+        assert "Exception" not in log and "Traceback" not in log, log
+        line = next(x for x in log.splitlines() if "cli-ok" in x)
+        assert "in=" in line and "cached=" in line and "out=3" in line and "time=" in line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
