@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEDULE_POLICIES = ("lpm", "fcfs")
-DTYPES = ("float32", "bfloat16")
+WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +14,8 @@ class EngineConfig:
     machine's available memory (after weights) is used, capped at `max_kv_tokens`."""
 
     model: str | None = None  # a path, a known name, or None for the default model
-    dtype: str = "float32"
+    # fp32 / bf16 dense, or int8 / int4 weight-only (bf16 activations and KV cache)
+    weights: str = "fp32"
     kv_tokens: int | None = None
     kv_memory_fraction: float = 0.25
     max_kv_tokens: int = 65536
@@ -32,8 +33,8 @@ class EngineConfig:
     jump_forward: bool = True  # append grammar-forced text without sampling it
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.weights not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {self.weights!r}")
         if self.schedule_policy not in SCHEDULE_POLICIES:
             raise ValueError(f"schedule_policy must be one of {SCHEDULE_POLICIES}, "
                              f"got {self.schedule_policy!r}")

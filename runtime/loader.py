@@ -17,6 +17,7 @@ from .config import ModelConfig
 from .gguf_file import GGUFFile
 from .models.llama import LlamaModel
 from .models.rope import inverse_frequencies
+from .quantize import Int4Weight, can_repack_int4
 
 # GGUF architectures whose Q/K rows llama.cpp's converter permuted for its interleaved rope.
 _PERMUTED_QK = ("llama", "mistral")
@@ -49,12 +50,13 @@ class LoadedModel:
     gguf: GGUFFile | None = None  # kept so the raw quantized blocks stay reachable
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
+def load_model(path: str | Path, weights: str = "fp32",
                max_positions: int | None = None) -> LoadedModel:
+    """Load a model with its weights in `weights` format (fp32, bf16, int8, int4)."""
     path = Path(path)
     if path.is_dir():
         cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
-        model = LlamaModel(cfg, dtype, max_positions)
+        model = LlamaModel(cfg, weights, max_positions)
         model.load_weights(_safetensors_weights(path))
         return LoadedModel(model, cfg, path)
     if path.suffix != ".gguf":
@@ -62,10 +64,10 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
     gguf = GGUFFile(path)
     names = set(gguf.tensor_names())
     cfg = ModelConfig.from_gguf(gguf.metadata, names)
-    model = LlamaModel(cfg, dtype, max_positions)
+    model = LlamaModel(cfg, weights, max_positions)
     if "rope_freqs.weight" in names:  # llama3-style scaling stored as per-frequency factors
         model.set_rope(inverse_frequencies(cfg, torch.from_numpy(gguf.dequantize("rope_freqs.weight"))))
-    model.load_weights(_gguf_weights(gguf, cfg))
+    model.load_weights(_gguf_weights(gguf, cfg, keep_int4=weights == "int4"))
     return LoadedModel(model, cfg, path, gguf)
 
 
@@ -78,26 +80,35 @@ def gguf_to_hf_name(name: str) -> str | None:
     return f"model.layers.{idx}.{_GGUF_LAYER[module]}.{kind}" if module in _GGUF_LAYER else None
 
 
-def _gguf_weights(gguf: GGUFFile, cfg: ModelConfig) -> Iterator[tuple[str, torch.Tensor]]:
+def _gguf_weights(gguf: GGUFFile, cfg: ModelConfig, keep_int4: bool
+                  ) -> Iterator[tuple[str, torch.Tensor | Int4Weight]]:
+    """HF-named tensors; with `keep_int4`, Q4_0/Q4_1 matrices come as their own 4-bit blocks."""
     permuted = cfg.architecture in _PERMUTED_QK
     for name in gguf.tensor_names():
         hf_name = gguf_to_hf_name(name)
         if hf_name is None:
             continue
-        tensor = torch.from_numpy(gguf.dequantize(name))
+        raw = gguf.raw(name)
+        if keep_int4 and can_repack_int4(raw.ggml_type) and len(raw.shape) == 2:
+            tensor = Int4Weight.from_gguf_blocks(raw.ggml_type, raw.data, raw.shape)
+        else:
+            tensor = torch.from_numpy(gguf.dequantize(name))
         if permuted and name.endswith(("attn_q.weight", "attn_q.bias")):
-            tensor = unpermute_qk(tensor, cfg.num_heads)
+            tensor = _take_rows(tensor, unpermute_index(raw.shape[0], cfg.num_heads))
         elif permuted and name.endswith(("attn_k.weight", "attn_k.bias")):
-            tensor = unpermute_qk(tensor, cfg.num_kv_heads)
+            tensor = _take_rows(tensor, unpermute_index(raw.shape[0], cfg.num_kv_heads))
         yield hf_name, tensor
 
 
-def unpermute_qk(w: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Undo llama.cpp's Q/K row permutation: within each head, rows were reordered from
-    (half, pair) to (pair, half) to suit its interleaved rotary; we use the half-split one."""
-    rows = w.shape[0]
-    return (w.reshape(num_heads, rows // num_heads // 2, 2, *w.shape[1:])
-             .transpose(1, 2).reshape(w.shape))
+def unpermute_index(rows: int, num_heads: int) -> torch.Tensor:
+    """Row order undoing llama.cpp's Q/K permutation: within each head, rows were reordered
+    from (half, pair) to (pair, half) to suit its interleaved rotary; we use the half-split
+    one. `w[unpermute_index(...)]` is the Hugging Face layout."""
+    return torch.arange(rows).reshape(num_heads, rows // num_heads // 2, 2).transpose(1, 2).reshape(-1)
+
+
+def _take_rows(tensor: torch.Tensor | Int4Weight, index: torch.Tensor) -> torch.Tensor | Int4Weight:
+    return tensor.rows(index) if isinstance(tensor, Int4Weight) else tensor[index]
 
 
 def _safetensors_weights(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:

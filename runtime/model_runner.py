@@ -28,6 +28,9 @@ class StepLogits:
 class ModelRunner:
     def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable):
         self.model, self.pool, self.table = model, pool, table
+        # K/V gather buffers of the torch attention path, handed from step to step: a fresh
+        # tensor of tens of MB each step costs more in page faults than the copy into it.
+        self._gather_buffers: dict[str, tuple | None] = {"extend": None, "decode": None}
 
     def run(self, chunks: list[Chunk]) -> tuple[list[Chunk], StepLogits]:
         """Chunks come back reordered (extend chunks first, then single-token decodes) with
@@ -40,25 +43,32 @@ class ModelRunner:
         for c in chunks:
             ids += c.seq.token_ids[c.start:c.end]
             positions += range(c.start, c.end)
+        plan = kernels.AttentionPlan(self._attention(extend, "extend"),
+                                     self._attention(decode, "decode"))
         batch = ForwardBatch(
             input_ids=torch.tensor(ids, dtype=torch.int64),
             positions=torch.tensor(positions, dtype=torch.int64),
             out_slots=torch.cat([c.slots for c in chunks]),
-            attn=kernels.AttentionPlan(self._attention(extend), self._attention(decode)),
+            attn=plan,
             kv=self.pool,
         )
         hidden = self.model(batch)  # (T, hidden)
+        for kind, attn in (("extend", plan.extend), ("decode", plan.decode)):
+            if attn is not None and attn.kv_buffers is not None:
+                self._gather_buffers[kind] = attn.kv_buffers
         rows, sample_row, prompt_rows = self._logit_rows(chunks)
         logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
         return chunks, StepLogits(logits, sample_row, prompt_rows)
 
-    def _attention(self, chunks: list[Chunk]) -> kernels.AttentionBatch | None:
+    def _attention(self, chunks: list[Chunk], kind: str) -> kernels.AttentionBatch | None:
         if not chunks:
             return None
         rows = torch.tensor([c.seq.row for c in chunks], dtype=torch.int64)
         kv_lens = [c.end for c in chunks]
         table = self.table.table[rows, :max(kv_lens)]  # (B, max_kv)
-        return kernels.AttentionBatch.from_table([c.length for c in chunks], kv_lens, table)
+        batch = kernels.AttentionBatch.from_table([c.length for c in chunks], kv_lens, table)
+        batch.kv_buffers = self._gather_buffers[kind]
+        return batch
 
     @staticmethod
     def _logit_rows(chunks: list[Chunk]) -> tuple[list[int], dict[int, int], dict]:

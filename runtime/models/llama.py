@@ -3,13 +3,14 @@
 One forward runs a flattened batch: the new tokens of every sequence in one (T,) tensor.
 Each layer writes its new K/V into the pool at `batch.out_slots` and attends through
 `batch.attn` (cached prefix + new tokens), so a cached prefix is never recomputed.
-Weights are stored fused: q/k/v as one matrix, gate/up as one matrix.
+Weights are stored fused (q/k/v as one matrix, gate/up as one) in the engine's weight format
+(runtime/models/linear.py); the residual stream, norms and rotary are float32 in every format.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -17,7 +18,12 @@ from torch import nn
 from ... import kernels
 from ..config import ModelConfig
 from ..kv_pool import KVPool
+from ..quantize import Int4Weight
+from .linear import Embedding, Linear, activation_dtype
 from .rope import cos_sin_table, inverse_frequencies
+
+
+REFINE_TOP = 16  # logits recomputed in float32 per row when the matmul ran in bf16
 
 
 @dataclass(slots=True)
@@ -27,18 +33,14 @@ class ForwardBatch:
     input_ids: torch.Tensor  # (T,) int64
     positions: torch.Tensor  # (T,) int64
     out_slots: torch.Tensor  # (T,) int64, where each new token's K/V go
-    attn: kernels.AttentionBatch
+    attn: kernels.AttentionPlan
     kv: KVPool
 
 
-def _param(*shape: int, dtype: torch.dtype) -> nn.Parameter:
-    return nn.Parameter(torch.empty(*shape, dtype=dtype), requires_grad=False)
-
-
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float, dtype: torch.dtype):
+    def __init__(self, dim: int, eps: float):
         super().__init__()
-        self.weight = _param(dim, dtype=dtype)
+        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,17 +51,16 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int, dtype: torch.dtype):
+    def __init__(self, cfg: ModelConfig, layer: int, fmt: str):
         super().__init__()
         self.layer = layer
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.q_size, self.kv_size = cfg.q_size, cfg.kv_size
         self.scale = cfg.head_dim ** -0.5
-        self.qkv = nn.Linear(cfg.hidden_size, cfg.q_size + 2 * cfg.kv_size, bias=cfg.qkv_bias,
-                             dtype=dtype)
-        self.o = nn.Linear(cfg.q_size, cfg.hidden_size, bias=False, dtype=dtype)
-        self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, dtype) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, dtype) if cfg.qk_norm else None
+        self.qkv = Linear(cfg.hidden_size, cfg.q_size + 2 * cfg.kv_size, cfg.qkv_bias, fmt)
+        self.o = Linear(cfg.q_size, cfg.hidden_size, False, fmt)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
 
     def forward(self, x: torch.Tensor, cos_sin: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         T = x.shape[0]
@@ -77,22 +78,22 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig, dtype: torch.dtype):
+    def __init__(self, cfg: ModelConfig, fmt: str):
         super().__init__()
-        self.gate_up = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False, dtype=dtype)
-        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False, dtype=dtype)
+        self.gate_up = Linear(cfg.hidden_size, 2 * cfg.intermediate_size, False, fmt)
+        self.down = Linear(cfg.intermediate_size, cfg.hidden_size, False, fmt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(kernels.silu_and_mul(self.gate_up(x)))
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int, dtype: torch.dtype):
+    def __init__(self, cfg: ModelConfig, layer: int, fmt: str):
         super().__init__()
-        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.attn = Attention(cfg, layer, dtype)
-        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.mlp = MLP(cfg, dtype)
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.attn = Attention(cfg, layer, fmt)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg, fmt)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None, cos_sin: torch.Tensor,
                 batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,15 +107,16 @@ class DecoderLayer(nn.Module):
 
 
 class LlamaModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float32,
-                 max_positions: int | None = None):
+    def __init__(self, cfg: ModelConfig, weights: str = "fp32", max_positions: int | None = None):
         super().__init__()
-        self.cfg, self.dtype = cfg, dtype
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size, dtype=dtype)
-        self.layers = nn.ModuleList(DecoderLayer(cfg, i, dtype) for i in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(
-            cfg.hidden_size, cfg.vocab_size, bias=False, dtype=dtype)
+        self.cfg, self.fmt = cfg, weights
+        self.dtype = activation_dtype(weights)
+        self.embed = Embedding(cfg.vocab_size, cfg.hidden_size, weights)
+        self.layers = nn.ModuleList(DecoderLayer(cfg, i, weights) for i in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        # An untied output layer keeps 8 bits in the low-bit formats, like llama.cpp's Q8 heads.
+        self.lm_head = None if cfg.tie_word_embeddings else Linear(
+            cfg.hidden_size, cfg.vocab_size, False, "int8" if weights == "int4" else weights)
         self.max_positions = max_positions or cfg.max_position_embeddings
         self.set_rope(inverse_frequencies(cfg))
         self.requires_grad_(False)
@@ -124,8 +126,11 @@ class LlamaModel(nn.Module):
 
     @torch.inference_mode()
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        """The final-norm hidden state of every new token: (T, hidden)."""
-        x, residual = self.embed(batch.input_ids), None
+        """The final-norm hidden state of every new token: (T, hidden) float32.
+
+        The residual stream stays float32 in every format (as llama.cpp keeps it); only matmul
+        inputs and the KV cache are narrower."""
+        x, residual = self.embed(batch.input_ids).float(), None
         for layer in self.layers:
             x, residual = layer(x, residual, self.cos_sin, batch)
         x, _ = self.norm.add_forward(x, residual)
@@ -133,39 +138,71 @@ class LlamaModel(nn.Module):
 
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(N, hidden) -> (N, vocab) float32."""
-        weight = self.embed.weight if self.lm_head is None else self.lm_head.weight
-        return torch.nn.functional.linear(hidden, weight).float()
+        """(N, hidden) -> (N, vocab) float32.
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Load tensors named as in Hugging Face Llama checkpoints, fusing q/k/v and gate/up."""
-        pending: dict[str, torch.Tensor] = {}
-        seen: set[str] = set()
+        With bf16 matmuls the logits come out rounded to bf16 (steps of 0.125 near 25), which
+        makes near ties exact ties; the best REFINE_TOP candidates of each row are recomputed
+        in float32 from the same weights, so greedy picks and top logprobs are exact."""
+        head = self.embed if self.lm_head is None else self.lm_head
+        logits = head.logits(hidden) if self.lm_head is None else head(hidden).float()
+        if self.dtype == torch.float32 or not hidden.numel():
+            return logits
+        top = logits.topk(REFINE_TOP, dim=-1).indices  # (N, k)
+        exact = torch.einsum("nkd,nd->nk", head.rows(top), hidden.float())
+        return logits.scatter_(1, top, exact)
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor | Int4Weight]]) -> None:
+        """Load tensors named as in Hugging Face Llama checkpoints, fusing q/k/v and gate/up.
+        A tensor may be an Int4Weight (a GGUF's 4-bit blocks, kept as they are for int4)."""
+        pending: dict[str, dict[str, torch.Tensor | Int4Weight]] = {}
+        loaded: set[str] = set()
         for name, tensor in weights:
             target, part = _hf_to_ours(name)
-            if target is None or (target == "lm_head.weight" and self.lm_head is None):
+            if target is None or (target.startswith("lm_head") and self.lm_head is None):
                 continue
-            if part is None:
-                self._set(target, tensor)
-            else:
-                pending[f"{target}:{part}"] = tensor
-                parts = _FUSED_PARTS[target.split(".")[-2]]
-                keys = [f"{target}:{p}" for p in parts]
-                if all(k in pending for k in keys):
-                    self._set(target, torch.cat([pending.pop(k) for k in keys], dim=0))
-            seen.add(target)
+            module_name, kind = target.rsplit(".", 1)
+            if part is not None:
+                parts = pending.setdefault(target, {})
+                parts[part] = tensor
+                order = _FUSED_PARTS[module_name.rsplit(".", 1)[-1]]
+                if len(parts) < len(order):
+                    continue
+                parts = pending.pop(target)
+                tensor = _concat([parts[p] for p in order])
+            self._load(module_name, kind, tensor)
+            loaded.add(target)
         if pending:
             raise ValueError(f"incomplete fused weights: {sorted(pending)[:4]}")
-        missing = {n for n, _ in self.named_parameters()} - seen
+        missing = self._expected_names() - loaded
         if missing:
             raise ValueError(f"checkpoint is missing weights: {sorted(missing)[:6]}")
 
-    def _set(self, name: str, tensor: torch.Tensor) -> None:
-        param = self.get_parameter(name)
+    def _load(self, module_name: str, kind: str, tensor: torch.Tensor | Int4Weight) -> None:
+        module = self.get_submodule(module_name)
+        if isinstance(module, (Linear, Embedding)):
+            if kind == "bias":
+                module.bias.data.copy_(tensor)
+            else:
+                module.load(tensor)
+            return
+        param = module.get_parameter(kind)
         if tuple(param.shape) != tuple(tensor.shape):
-            raise ValueError(f"{name}: checkpoint shape {tuple(tensor.shape)} != model shape "
-                             f"{tuple(param.shape)}")
+            raise ValueError(f"{module_name}.{kind}: checkpoint shape {tuple(tensor.shape)} != "
+                             f"model shape {tuple(param.shape)}")
         param.data.copy_(tensor)
+
+    def _expected_names(self) -> set[str]:
+        names = {n for n, _ in self.named_parameters()}
+        for name, module in self.named_modules():
+            if isinstance(module, (Linear, Embedding)):
+                names.add(f"{name}.weight")
+        return names
+
+
+def _concat(parts: list[torch.Tensor | Int4Weight]) -> torch.Tensor | Int4Weight:
+    if all(isinstance(p, Int4Weight) for p in parts):
+        return Int4Weight.cat(parts)
+    return torch.cat([p.dequantize() if isinstance(p, Int4Weight) else p for p in parts])
 
 
 # fused module -> the HF projections concatenated along dim 0, in this order

@@ -7,10 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tines.kernels import AttentionBatch, AttentionPlan
-from tines.runtime.kv_pool import KVPool
+from forward import full_logits
 from tines.runtime.loader import load_model
-from tines.runtime.models.llama import ForwardBatch
 from tines.runtime.sampling_params import SamplingParams
 
 transformers = pytest.importorskip("transformers")
@@ -29,17 +27,6 @@ GREEDY_PROMPTS = [
 ]
 
 
-def full_logits(model, ids: list[int]) -> torch.Tensor:
-    """Logits of every position of one sequence, computed in one prefill through the pool."""
-    cfg = model.cfg
-    pool = KVPool(len(ids) + 8, cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, model.dtype)
-    slots = pool.alloc(len(ids))
-    attn = AttentionBatch.build([len(ids)], [slots])
-    batch = ForwardBatch(torch.tensor(ids), torch.arange(len(ids)), slots,
-                         AttentionPlan.single(attn), pool)
-    return model.compute_logits(model(batch))
-
-
 @pytest.fixture(scope="module")
 def hf_gguf(default_model_path):
     folder, name = str(default_model_path.parent), default_model_path.name
@@ -51,7 +38,7 @@ def hf_gguf(default_model_path):
 
 @pytest.fixture(scope="module")
 def ours_gguf(default_model_path):
-    return load_model(default_model_path, torch.float32).model
+    return load_model(default_model_path, "fp32").model
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -85,7 +72,7 @@ def test_safetensors_logits_match_transformers(arch, tmp_path, tokenizer_dir):
     folder = save_tiny_model(tmp_path / arch, tokenizer_dir, arch, seed=3,
                              tie_word_embeddings=arch != "llama", num_key_value_heads=1)
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
-    ours = load_model(folder, torch.float32).model
+    ours = load_model(folder, "fp32").model
     ids = torch.randint(0, 49152, (37,), generator=torch.Generator().manual_seed(1)).tolist()
     with torch.no_grad():
         expected = hf(torch.tensor([ids])).logits[0]
@@ -104,7 +91,7 @@ def test_rope_scaling_matches_transformers(rope, tmp_path, tokenizer_dir):
                              rope_parameters={"rope_theta": 10000.0, **rope}, head_dim=32,
                              num_attention_heads=2)
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
-    ours = load_model(folder, torch.float32).model
+    ours = load_model(folder, "fp32").model
     ids = torch.randint(0, 49152, (300,), generator=torch.Generator().manual_seed(2)).tolist()
     with torch.no_grad():
         expected = hf(torch.tensor([ids])).logits[0]
@@ -113,7 +100,7 @@ def test_rope_scaling_matches_transformers(rope, tmp_path, tokenizer_dir):
 
 def test_bfloat16_weights_stay_close_to_float32(ours_gguf, default_model_path):
     ids = list(range(100, 140))
-    bf16 = load_model(default_model_path, torch.bfloat16).model
+    bf16 = load_model(default_model_path, "bf16").model
     ref, got = full_logits(ours_gguf, ids), full_logits(bf16, ids)
     agree = (ref.argmax(-1) == got.argmax(-1)).float().mean().item()
     assert agree >= 0.9

@@ -1,0 +1,176 @@
+"""CPU speed of tines against transformers (bf16) and llama-cpp-python, on the same GGUF.
+
+Prints, from one run: prefill tok/s of a 512-token prompt, decode tok/s of one sequence, and
+aggregate decode tok/s of 8 and 32 concurrent sequences, for each tines weight format and each
+peer, with the ratio of the best tines figure to each peer; then peak resident memory of
+`tines serve` per weight format.
+
+    .venv/bin/python bench/cpu_speed.py [--formats int4,bf16] [--no-peers] [--no-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+
+from tines.runtime.engine import Engine  # noqa: E402
+from tines.runtime.registry import pull  # noqa: E402
+from tines.runtime.sampling_params import SamplingParams  # noqa: E402
+
+THREADS = 2
+DECODE_TOKENS = 64
+
+
+def prompt_ids(n: int, seed: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1000, 40000, (n,), generator=g).tolist()
+
+
+def bench_tines(path, weights: str, **kw) -> dict:
+    engine = Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
+                    disable_radix_cache=True, **kw)
+    one = SamplingParams(temperature=0, max_new_tokens=1)
+    engine.generate(prompt_ids(64, 0), SamplingParams(temperature=0, max_new_tokens=8))  # warm-up
+    t = time.perf_counter()
+    engine.generate(prompt_ids(512, 1), one)
+    prefill = 512 / (time.perf_counter() - t)
+    out = {"prefill_512": prefill}
+    for batch in (1, 8, 32):
+        params = SamplingParams(temperature=0, max_new_tokens=DECODE_TOKENS, ignore_eos=True)
+        prompts = [prompt_ids(16, 100 + i) for i in range(batch)]
+        engine.generate(prompts, SamplingParams(temperature=0, max_new_tokens=2))  # warm shapes
+        t = time.perf_counter()
+        engine.generate(prompts, params)
+        out[f"decode_b{batch}"] = batch * DECODE_TOKENS / (time.perf_counter() - t)
+    engine.shutdown()
+    return out
+
+
+def bench_transformers(path) -> dict | None:
+    try:
+        import transformers
+    except ImportError as e:
+        print(f"transformers skipped: {e}")
+        return None
+    torch.set_num_threads(THREADS)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.bfloat16).eval()
+    out = {}
+    with torch.no_grad():
+        ids = torch.tensor([prompt_ids(512, 1)])
+        model(ids[:, :64])
+        t = time.perf_counter()
+        model(ids)
+        out["prefill_512"] = 512 / (time.perf_counter() - t)
+        for batch in (1, 8, 32):
+            ids = torch.tensor([prompt_ids(16, 100 + i) for i in range(batch)])
+            mask = torch.ones_like(ids)
+            model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False, pad_token_id=0)
+            t = time.perf_counter()
+            model.generate(ids, attention_mask=mask, max_new_tokens=DECODE_TOKENS,
+                           min_new_tokens=DECODE_TOKENS, do_sample=False, pad_token_id=0)
+            out[f"decode_b{batch}"] = batch * DECODE_TOKENS / (time.perf_counter() - t)
+    return out
+
+
+def bench_llama_cpp(path) -> dict | None:
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        print(f"llama-cpp-python skipped: {e} (install with `make bench-peers`)")
+        return None
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=THREADS, n_batch=512, verbose=False)
+    llm.eval(prompt_ids(64, 0))
+    llm.reset()
+    t = time.perf_counter()
+    llm.eval(prompt_ids(512, 1))
+    out = {"prefill_512": 512 / (time.perf_counter() - t)}
+    llm.reset()
+    llm.eval(prompt_ids(16, 100))
+    t = time.perf_counter()
+    for _ in range(DECODE_TOKENS):  # greedy, one token per eval, as its generate loop does
+        token = int(llm.scores[llm.n_tokens - 1].argmax())
+        llm.eval([token])
+    out["decode_b1"] = DECODE_TOKENS / (time.perf_counter() - t)
+    return out
+
+
+def peak_memory_of_serve(path, weights: str) -> float | None:
+    """Peak RSS (MB) of `tines serve` after loading and answering a few requests."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tines.runtime.cli", "serve", "--model", str(path),
+                             "--port", str(port), "--weights", weights, "--kv-tokens", "16384"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            return None
+        for i in range(4):
+            httpx.post(url + "/generate", json={"text": f"Tell me about the number {i}.",
+                                                "sampling_params": {"max_new_tokens": 32}}, timeout=120)
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--formats", default="fp32,bf16,int8,int4")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args()
+    path = pull(quiet=True)
+    print(f"threads {THREADS}, load average {os.getloadavg()[0]:.1f}")
+    rows: dict[str, dict] = {}
+    for fmt in args.formats.split(","):
+        rows[f"tines {fmt}"] = bench_tines(path, fmt)
+        print(f"  measured tines {fmt}: {rows[f'tines {fmt}']}")
+    if not args.no_peers:
+        for name, fn in (("transformers bf16", bench_transformers), ("llama-cpp-python", bench_llama_cpp)):
+            result = fn(path)
+            if result:
+                rows[name] = result
+    keys = ["prefill_512", "decode_b1", "decode_b8", "decode_b32"]
+    print(f"\n{'system':22s}" + "".join(f"{k:>14s}" for k in keys) + "   (tok/s)")
+    for name, r in rows.items():
+        print(f"{name:22s}" + "".join(f"{r.get(k, float('nan')):14.1f}" for k in keys))
+    tines = {k: max(r.get(k, 0) for n, r in rows.items() if n.startswith("tines")) for k in keys}
+    for name, r in rows.items():
+        if name.startswith("tines"):
+            continue
+        ratios = "".join(f"{tines[k] / r[k]:13.2f}x" if k in r else f"{'-':>14s}" for k in keys)
+        print(f"{'best tines / ' + name:22s}"[:22] + ratios)
+    if not args.no_memory:
+        print("\npeak RSS of `tines serve` (MB):")
+        for fmt in args.formats.split(","):
+            print(f"  {fmt:6s} {peak_memory_of_serve(path, fmt) or float('nan'):8.0f}")
+
+
+if __name__ == "__main__":
+    main()

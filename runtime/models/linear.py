@@ -1,0 +1,122 @@
+"""Linear layers and embeddings in each weight format the engine runs.
+
+    fp32 / bf16   dense weights, F.linear
+    int8          int8 weights with one scale per output channel, torch's int8 weight-only op
+    int4          4-bit weights in groups of 32 with a scale and zero each, torch's int4 op
+
+The low-bit formats take bf16 activations (the CPU kernels' fast path) and keep the weights
+low-bit in memory; they are the CPU path (CUDA would want its own packing). Matmul inputs are
+cast to the format's dtype, so the model may keep its residual stream in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..quantize import GROUP, Int4Weight, Int8Weight
+
+WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4")
+
+
+def activation_dtype(fmt: str) -> torch.dtype:
+    return torch.float32 if fmt == "fp32" else torch.bfloat16
+
+
+class Linear(nn.Module):
+    """y = x @ W.T (+ b). Weights arrive through `load` (a float tensor, or an Int4Weight
+    that keeps a GGUF's own 4-bit values)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, fmt: str):
+        super().__init__()
+        if fmt not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {fmt!r}")
+        if fmt == "int4" and in_features % GROUP:
+            raise ValueError(f"int4 needs in_features divisible by {GROUP}, got {in_features}")
+        self.in_features, self.out_features, self.fmt = in_features, out_features, fmt
+        self.dtype = activation_dtype(fmt)
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=self.dtype), requires_grad=False) \
+            if bias else None
+        self.weight: torch.Tensor | None = None  # dense formats
+        self.q: torch.Tensor | None = None  # int8 (N, K) / int4 packed
+        self.scales: torch.Tensor | None = None  # int8 (N,) / int4 (K/32, N, 2) scales and zeros
+
+    def load(self, weight: torch.Tensor | Int4Weight, bias: torch.Tensor | None = None) -> None:
+        if tuple(weight.shape) != (self.out_features, self.in_features):
+            raise ValueError(f"weight shape {tuple(weight.shape)} != "
+                             f"{(self.out_features, self.in_features)}")
+        if self.fmt == "int4":
+            w = weight if isinstance(weight, Int4Weight) else Int4Weight.from_float(weight)
+            self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
+            self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(self.dtype).contiguous()
+        else:
+            dense = weight.dequantize() if isinstance(weight, Int4Weight) else weight
+            if self.fmt == "int8":
+                w8 = Int8Weight.from_float(dense)
+                self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
+            else:
+                self.weight = dense.to(self.dtype).contiguous()
+        if bias is not None:
+            self.bias.data.copy_(bias)
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Output rows `index` of the weight in float32: (*index.shape, in_features)."""
+        if self.weight is not None:
+            return self.weight[index].float()
+        if self.fmt == "int8":
+            return self.q[index].float() * self.scales[index].float()[..., None]
+        raise NotImplementedError("row access is not kept for int4 weights")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
+        if self.fmt == "int4":
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, GROUP, self.scales)
+        elif self.fmt == "int8":
+            y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
+        else:
+            return F.linear(x, self.weight, self.bias)
+        return y if self.bias is None else y + self.bias
+
+
+class Embedding(nn.Module):
+    """Token embeddings, also the output layer when tied. Low-bit formats keep the table in
+    int8 (one scale per row): rows are dequantized on lookup, logits use the int8 matmul."""
+
+    def __init__(self, num: int, dim: int, fmt: str):
+        super().__init__()
+        self.num, self.dim, self.fmt = num, dim, fmt
+        self.dtype = activation_dtype(fmt)
+        self.weight: torch.Tensor | None = None
+        self.q: torch.Tensor | None = None
+        self.scales: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.num, self.dim
+
+    def load(self, weight: torch.Tensor) -> None:
+        if tuple(weight.shape) != (self.num, self.dim):
+            raise ValueError(f"embedding shape {tuple(weight.shape)} != {(self.num, self.dim)}")
+        if self.fmt in ("int8", "int4"):
+            w8 = Int8Weight.from_float(weight)
+            self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
+        else:
+            self.weight = weight.to(self.dtype).contiguous()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.q is None:
+            return F.embedding(ids, self.weight)
+        return self.q[ids].to(self.dtype) * self.scales[ids, None]
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows `index` of the table in float32: (*index.shape, dim)."""
+        if self.q is None:
+            return self.weight[index].float()
+        return self.q[index].float() * self.scales[index].float()[..., None]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (N, dim) -> (N, num) float32."""
+        if self.q is None:
+            return F.linear(hidden.to(self.dtype), self.weight).float()
+        return torch.ops.aten._weight_int8pack_mm(hidden.to(self.dtype), self.q, self.scales).float()

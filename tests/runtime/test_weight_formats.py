@@ -1,0 +1,82 @@
+"""Weight formats: int4 keeps a GGUF's own 4-bit blocks, int8 rounds per channel, and each
+format's logits stay within a stated distance of fp32 on the default model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType, quants
+
+from forward import full_logits
+from tines.runtime.loader import load_model
+from tines.runtime.models.linear import Embedding, Linear
+from tines.runtime.quantize import Int4Weight, Int8Weight
+
+# Max |logit - fp32 logit| and the share of positions whose argmax matches fp32, per format,
+# on the prompt below. bf16 rounds activations at every matmul; int8 also re-rounds the
+# file's 4-bit weights per channel; int4 keeps them and rounds their scales to bf16.
+TOLERANCES = {"bf16": (1.0, 0.95), "int8": (3.0, 0.9), "int4": (2.0, 0.9)}
+
+
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1"])
+def test_int4_repack_of_gguf_blocks_is_exact(kind):
+    w = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    qtype = GGMLQuantizationType[kind]
+    blocks = quants.quantize(w, qtype)
+    expected = torch.from_numpy(quants.dequantize(blocks, qtype).reshape(8, 64))
+    got = Int4Weight.from_gguf_blocks(kind, blocks, (8, 64)).dequantize()
+    assert torch.equal(got, expected)
+
+
+def test_int4_rounding_error_is_within_half_a_step():
+    w = torch.randn(16, 128)
+    q = Int4Weight.from_float(w)
+    step = q.scale.repeat_interleave(32, dim=1)
+    assert ((q.dequantize() - w).abs() <= step / 2 + 1e-6).all()
+
+
+def test_int8_rounding_error_is_within_half_a_step():
+    w = torch.randn(16, 128)
+    q = Int8Weight.from_float(w)
+    assert ((q.dequantize() - w).abs() <= q.scale[:, None] / 2 + 1e-6).all()
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "int8", "int4"])
+def test_linear_matches_its_dequantized_weights(fmt):
+    w, x = torch.randn(96, 64), torch.randn(5, 64)
+    layer = Linear(64, 96, bias=False, fmt=fmt)
+    layer.load(w)
+    ref = x.bfloat16().float() @ {"bf16": w.bfloat16().float(), "int8": Int8Weight.from_float(w).dequantize(),
+                                  "int4": Int4Weight.from_float(w).dequantize()}[fmt].t()
+    torch.testing.assert_close(layer(x).float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_low_bit_embedding_lookup_and_logits():
+    w = torch.randn(50, 32)
+    emb = Embedding(50, 32, "int8")
+    emb.load(w)
+    ids = torch.tensor([0, 7, 49])
+    torch.testing.assert_close(emb(ids).float(), w[ids], atol=0.02, rtol=0)
+    h = torch.randn(2, 32)
+    torch.testing.assert_close(emb.logits(h), h @ w.t(), atol=0.3, rtol=0.02)
+
+
+@pytest.fixture(scope="module")
+def fp32_logits(default_model_path, default_engine):
+    prompt = default_engine.chat_template.render(
+        [{"role": "user", "content": "Write three sentences about the history of Rome."}])
+    ids = default_engine.tokenizer.encode(prompt) + default_engine.tokenizer.encode(
+        " Rome was founded, according to legend, in 753 BC by Romulus.", add_special_tokens=False)
+    model = load_model(default_model_path, "fp32").model
+    return ids, full_logits(model, ids)
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "int8", "int4"])
+def test_logits_stay_close_to_fp32(fmt, fp32_logits, default_model_path):
+    ids, ref = fp32_logits
+    got = full_logits(load_model(default_model_path, fmt).model, ids)
+    max_diff, min_agree = TOLERANCES[fmt]
+    agree = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
+    assert (got - ref).abs().max().item() < max_diff
+    assert agree >= min_agree, f"{fmt}: greedy agreement {agree:.1%}"
