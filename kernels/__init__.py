@@ -12,13 +12,14 @@ from __future__ import annotations
 import torch
 
 from .activation import silu_and_mul_ref
-from .attention import attention_ref, decode_attention_ref, extend_attention_ref, run_plan
+from .attention import (attention_ref, decode_attention_ref, decode_attention_traced,
+                        extend_attention_ref, run_plan)
 from .attention_batch import AttentionBatch, AttentionPlan
 from .backend import Backend, triton_available, triton_module, use_triton
 from .bitmask import apply_token_bitmask_ref, unpack_bitmask
 from .kv import store_kv_ref
 from .norm import add_rms_norm_ref, rms_norm_ref
-from .rotary import apply_rotary_ref
+from .rotary import apply_rotary_ref, rotary_ref
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *,
@@ -44,6 +45,8 @@ def apply_rotary(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
     (max_positions, D) cos|sin table. Returns (q, k), the same tensors."""
     if use_triton(q, backend):
         return triton_module("rotary").apply_rotary(q, k, positions, cos_sin)
+    if torch.compiler.is_compiling():  # traced: the out-of-place form, which fuses
+        return rotary_ref(q, k, positions, cos_sin)
     return apply_rotary_ref(q, k, positions, cos_sin)
 
 
@@ -102,8 +105,9 @@ def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor,
 __all__ = [
     "AttentionBatch", "AttentionPlan", "Backend", "add_rms_norm", "add_rms_norm_ref",
     "apply_rotary", "apply_rotary_ref", "apply_token_bitmask", "apply_token_bitmask_ref",
-    "attention", "attention_ref", "decode_attention", "decode_attention_ref", "extend_attention",
-    "extend_attention_ref", "rms_norm", "rms_norm_ref", "run_plan", "silu_and_mul",
+    "attention", "attention_ref", "decode_attention", "decode_attention_ref",
+    "decode_attention_traced", "extend_attention",
+    "extend_attention_ref", "rms_norm", "rms_norm_ref", "rotary_ref", "run_plan", "silu_and_mul",
     "silu_and_mul_ref", "store_kv", "store_kv_ref", "triton_available", "unpack_bitmask",
     "use_triton",
 ]

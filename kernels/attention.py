@@ -53,14 +53,27 @@ def run_plan(extend_fn: AttentionFn, decode_fn: AttentionFn, q: torch.Tensor,
 def decode_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          batch: AttentionBatch, scale: float) -> torch.Tensor:
     """One query per sequence: q (B, H, D) -> (B, H, D)."""
-    B, H, D = q.shape
-    num_kv_heads = k_cache.shape[1]
     k, v = batch.gather_kv(k_cache, v_cache)  # (B, L, Hkv, D) each
-    # GQA without copying K/V: the H/Hkv query heads sharing a KV head become that head's
-    # query rows (with one query per sequence there is no causal order among them).
-    q = q.unflatten(1, (num_kv_heads, H // num_kv_heads))  # (B, Hkv, G, D)
+    return _grouped_decode(q, k, v, batch.mask, scale)
+
+
+def decode_attention_traced(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                            slot_table: torch.Tensor, mask: torch.Tensor,
+                            scale: float) -> torch.Tensor:
+    """`decode_attention_ref` on plain tensors, for a compiler to trace: slot_table (B, L),
+    mask (B, 1, 1, L) bool -> (B, H, D). Gathers without the reusable buffers (a compiled
+    graph plans its own memory)."""
+    return _grouped_decode(q, k_cache[slot_table], v_cache[slot_table], mask, scale)
+
+
+def _grouped_decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                    scale: float) -> torch.Tensor:
+    """q (B, H, D), k/v (B, L, Hkv, D). GQA without copying K/V: the H/Hkv query heads sharing
+    a KV head become that head's query rows (one query per sequence has no causal order)."""
+    B, H, D = q.shape
+    q = q.unflatten(1, (k.shape[2], H // k.shape[2]))  # (B, Hkv, G, D)
     out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2),
-                                         attn_mask=batch.mask, scale=scale)  # (B, Hkv, G, D)
+                                         attn_mask=mask, scale=scale)  # (B, Hkv, G, D)
     return out.reshape(B, H, D)
 
 

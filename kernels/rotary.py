@@ -36,6 +36,21 @@ def apply_rotary_ref(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
     return q, k
 
 
+def rotary_ref(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
+               cos_sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same rotation as `apply_rotary_ref`, returning new tensors (inputs untouched):
+    the form a compiler can trace and fuse."""
+    half = q.shape[-1] // 2
+    cs = cos_sin[positions]  # (T, D)
+    cos, sin = cs[:, None, :half], cs[:, None, half:]  # (T, 1, D/2)
+
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        f1, f2 = x[..., :half].float(), x[..., half:].float()
+        return torch.cat((f1 * cos - f2 * sin, f2 * cos + f1 * sin), dim=-1).to(x.dtype)
+
+    return rotate(q), rotate(k)
+
+
 def _joint_view(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
     """(T, Hq + Hkv, D) covering q and k when k's heads follow q's in memory in every row (as
     when both are slices of one qkv projection), so they rotate in one pass; else None."""

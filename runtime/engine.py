@@ -95,6 +95,17 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="tines-engine", daemon=True)
         self._thread.start()
         _live_engines.add(self)
+        if cfg.compile:
+            self._warm_up_compiled_decode(loaded.model)
+
+    def _warm_up_compiled_decode(self, model) -> None:
+        """Compile now, not on the first user request: decode steps of one sequence and of
+        several (which makes batch size and context length dynamic), then forget them."""
+        model.compile_decode()
+        greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
+        self.generate([1, 2, 3], greedy)
+        self.generate([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
+        self.call(_reset_after_warm_up)
 
     def _pool_tokens(self, mc) -> int:
         if self.cfg.kv_tokens:
@@ -261,6 +272,10 @@ class Engine:
             "steps": c.steps,
         }
 
+    def is_alive(self) -> bool:
+        """Whether the engine thread is running (False after shutdown or a crash)."""
+        return self._thread.is_alive() and not self._stopping
+
     def shutdown(self) -> None:
         """Abort what is running and stop the engine thread."""
         self._stopping = True
@@ -314,6 +329,13 @@ class Engine:
                     future.set_result(fn(self.core))
                 except Exception as e:
                     future.set_exception(e)
+
+
+def _reset_after_warm_up(core: EngineCore) -> None:
+    core.cache.flush()
+    core.cache.hit_tokens = core.cache.miss_tokens = core.cache.evicted_tokens = 0
+    core.scheduler.num_retractions = 0
+    core.counters = type(core.counters)()
 
 
 def _available_memory() -> int:

@@ -31,6 +31,8 @@ class EngineConfig:
     # computed waits a step, then reuses that prompt's KV instead of computing it again.
     share_wait_threshold: int = 32
     jump_forward: bool = True  # append grammar-forced text without sampling it
+    # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_FORMATS:

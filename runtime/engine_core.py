@@ -276,7 +276,18 @@ class EngineCore:
             for seq in req.seqs:
                 delta = seq.output.take_delta(final=False)
                 if delta:
-                    req.sink(StreamDelta(req.request_id, seq.index, delta, []))
+                    req.sink(self._delta(seq, delta))
+
+    @staticmethod
+    def _delta(seq: Sequence, text: str, finish_reason: str | None = None) -> StreamDelta:
+        """A stream event with the text and the tokens (and logprobs) new since the last."""
+        tokens = seq.token_ids[seq.prompt_len + seq.num_streamed:]
+        logprobs = None
+        if seq.logprobs is not None:
+            logprobs = seq.logprobs[seq.num_streamed_logprobs:]
+            seq.num_streamed_logprobs = len(seq.logprobs)
+        seq.num_streamed += len(tokens)
+        return StreamDelta(seq.request.request_id, seq.index, text, tokens, finish_reason, logprobs)
 
     def _maybe_complete(self, req: Request) -> bool:
         """Deliver the final events once every sequence of the request is done."""
@@ -289,7 +300,7 @@ class EngineCore:
         for seq in req.seqs:
             delta = seq.output.take_delta(final=True)
             if req.stream and (delta or seq.finish_reason):
-                req.sink(StreamDelta(req.request_id, seq.index, delta, [], seq.finish_reason))
+                req.sink(self._delta(seq, delta, seq.finish_reason))
         req.sink(StreamDelta(req.request_id, -1, "", [], None, None, output))
         return True
 

@@ -55,6 +55,8 @@ class Sequence:
     logprobs: list[TokenLogprob] | None = None
     num_forced_tokens: int = 0  # forward passes jump-forward saved this sequence
     num_sampled: int = 0  # tokens drawn by the sampler (forced ones excluded)
+    num_streamed: int = 0  # output tokens already sent in stream deltas
+    num_streamed_logprobs: int = 0
     _np_prompt: np.ndarray | None = None
 
     @property

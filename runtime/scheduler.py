@@ -24,6 +24,9 @@ from .slot_table import SlotTable
 # While a queue waits, admission keeps this share of the running sequences' remaining decode
 # tokens free; it relaxes step by step and tightens again after a retraction.
 RESERVE_RATIO_INIT, RESERVE_RATIO_MIN, RESERVE_RATIO_DECAY = 0.5, 0.05, 0.002
+# A request's remaining decode counted at most this much: clients that leave max_tokens at
+# the whole context rarely use it.
+RESERVE_CAP = 4096
 # How many waiting sequences get their cached-prefix length refreshed per step (lpm).
 LPM_REFRESH_PER_STEP = 256
 
@@ -99,7 +102,8 @@ class Scheduler:
             n = min(len(seq.token_ids) - match.length, budget)
             self.cache.lock(match.node)
             reserve = int(self.reserve_ratio * sum(
-                s.request.params.max_new_tokens - s.num_output for s in self.running))
+                min(s.request.params.max_new_tokens - s.num_output, RESERVE_CAP)
+                for s in self.running))
             if not self._make_room(n + (reserve if self.running else 0)):
                 self.cache.unlock(match.node)
                 break

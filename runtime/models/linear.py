@@ -38,9 +38,10 @@ class Linear(nn.Module):
         self.dtype = activation_dtype(fmt)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=self.dtype), requires_grad=False) \
             if bias else None
-        self.weight: torch.Tensor | None = None  # dense formats
-        self.q: torch.Tensor | None = None  # int8 (N, K) / int4 packed
-        self.scales: torch.Tensor | None = None  # int8 (N,) / int4 (K/32, N, 2) scales and zeros
+        # Buffers (filled by `load`), so a compiler sees them as inputs, not constants.
+        self.register_buffer("weight", None, persistent=False)  # dense formats
+        self.register_buffer("q", None, persistent=False)  # int8 (N, K) / int4 packed
+        self.register_buffer("scales", None, persistent=False)  # int8 (N,) / int4 (K/32, N, 2)
 
     def load(self, weight: torch.Tensor | Int4Weight, bias: torch.Tensor | None = None) -> None:
         if tuple(weight.shape) != (self.out_features, self.in_features):
@@ -87,9 +88,9 @@ class Embedding(nn.Module):
         super().__init__()
         self.num, self.dim, self.fmt = num, dim, fmt
         self.dtype = activation_dtype(fmt)
-        self.weight: torch.Tensor | None = None
-        self.q: torch.Tensor | None = None
-        self.scales: torch.Tensor | None = None
+        self.register_buffer("weight", None, persistent=False)
+        self.register_buffer("q", None, persistent=False)
+        self.register_buffer("scales", None, persistent=False)
 
     @property
     def shape(self) -> tuple[int, int]:

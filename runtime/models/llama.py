@@ -51,9 +51,10 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int, fmt: str):
+    """Projections around attention; the attention itself runs in DecoderLayer.forward."""
+
+    def __init__(self, cfg: ModelConfig, fmt: str):
         super().__init__()
-        self.layer = layer
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.q_size, self.kv_size = cfg.q_size, cfg.kv_size
         self.scale = cfg.head_dim ** -0.5
@@ -62,7 +63,9 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
 
-    def forward(self, x: torch.Tensor, cos_sin: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+    def project(self, x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (T, hidden) -> rotated q (T, H, D), rotated k and v (T, Hkv, D)."""
         T = x.shape[0]
         q, k, v = self.qkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         q = q.view(T, self.num_heads, self.head_dim)  # (T, H, D)
@@ -70,11 +73,8 @@ class Attention(nn.Module):
         v = v.view(T, self.num_kv_heads, self.head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = kernels.apply_rotary(q, k, batch.positions, cos_sin)
-        k_cache, v_cache = batch.kv.k[self.layer], batch.kv.v[self.layer]
-        kernels.store_kv(k_cache, v_cache, batch.out_slots, k, v)
-        out = kernels.attention(q, k_cache, v_cache, batch.attn, self.scale)  # (T, H, D)
-        return self.o(out.reshape(T, self.q_size))
+        q, k = kernels.apply_rotary(q, k, positions, cos_sin)
+        return q, k, v
 
 
 class MLP(nn.Module):
@@ -88,22 +88,49 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int, fmt: str):
+    """One block, as two dense halves around attention over the pool. The halves take only
+    tensors, so a compiler can fuse each into a few kernels and share the result between
+    layers (`compile_layers`); attention, which reads the pool, stays outside."""
+
+    def __init__(self, cfg: ModelConfig, fmt: str):
         super().__init__()
         self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.attn = Attention(cfg, layer, fmt)
+        self.attn = Attention(cfg, fmt)
         self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg, fmt)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None, cos_sin: torch.Tensor,
-                batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        if residual is None:
-            residual, h = x, self.attn_norm(x)
-        else:
-            h, residual = self.attn_norm.add_forward(x, residual)
-        h = self.attn(h, cos_sin, batch)
+    def before_attention(self, x: torch.Tensor, residual: torch.Tensor, positions: torch.Tensor,
+                         cos_sin: torch.Tensor):
+        """residual += x; returns (q, k, v, residual) for the normed sum."""
+        h, residual = self.attn_norm.add_forward(x, residual)
+        q, k, v = self.attn.project(h, positions, cos_sin)
+        return q, k, v, residual
+
+    def after_attention(self, out: torch.Tensor, residual: torch.Tensor):
+        """out (T, H, D) -> (mlp output, residual including the attention output)."""
+        h = self.attn.o(out.reshape(out.shape[0], -1))
         h, residual = self.mlp_norm.add_forward(h, residual)
         return self.mlp(h), residual
+
+    def decode(self, x: torch.Tensor, residual: torch.Tensor, positions: torch.Tensor,
+               cos_sin: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+               out_slots: torch.Tensor, slot_table: torch.Tensor, mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block for a decode step (one new token per sequence) on plain tensors, so one
+        compiled graph covers it all: slot_table (B, L) and mask (B, 1, 1, L) describe each
+        sequence's keys, out_slots (B,) where its new K/V go."""
+        q, k, v, residual = self.before_attention(x, residual, positions, cos_sin)
+        kernels.store_kv(k_cache, v_cache, out_slots, k, v)
+        out = kernels.decode_attention_traced(q, k_cache, v_cache, slot_table, mask, self.attn.scale)
+        return self.after_attention(out, residual)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor, layer: int, cos_sin: torch.Tensor,
+                batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k, v, residual = self.before_attention(x, residual, batch.positions, cos_sin)
+        k_cache, v_cache = batch.kv.k[layer], batch.kv.v[layer]
+        kernels.store_kv(k_cache, v_cache, batch.out_slots, k, v)
+        out = kernels.attention(q, k_cache, v_cache, batch.attn, self.attn.scale)  # (T, H, D)
+        return self.after_attention(out, residual)
 
 
 class LlamaModel(nn.Module):
@@ -112,7 +139,7 @@ class LlamaModel(nn.Module):
         self.cfg, self.fmt = cfg, weights
         self.dtype = activation_dtype(weights)
         self.embed = Embedding(cfg.vocab_size, cfg.hidden_size, weights)
-        self.layers = nn.ModuleList(DecoderLayer(cfg, i, weights) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList(DecoderLayer(cfg, weights) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         # An untied output layer keeps 8 bits in the low-bit formats, like llama.cpp's Q8 heads.
         self.lm_head = None if cfg.tie_word_embeddings else Linear(
@@ -120,6 +147,14 @@ class LlamaModel(nn.Module):
         self.max_positions = max_positions or cfg.max_position_embeddings
         self.set_rope(inverse_frequencies(cfg))
         self.requires_grad_(False)
+        self._compiled_decode = None  # set by compile_decode()
+
+    def compile_decode(self) -> None:
+        """Compile decode steps with torch.compile (inductor): one graph covers a block and is
+        shared by all layers (the weights are its inputs), for every batch size and context
+        length (their dims are dynamic). Tracing all layers into one graph was measured and
+        dropped: a two-minute compile, and the pool views it mutates were copied each step."""
+        self._compiled_decode = torch.compile(DecoderLayer.decode)
 
     def set_rope(self, inv_freq: torch.Tensor) -> None:
         self.register_buffer("cos_sin", cos_sin_table(inv_freq, self.max_positions), persistent=False)
@@ -130,9 +165,26 @@ class LlamaModel(nn.Module):
 
         The residual stream stays float32 in every format (as llama.cpp keeps it); only matmul
         inputs and the KV cache are narrower."""
-        x, residual = self.embed(batch.input_ids).float(), None
-        for layer in self.layers:
-            x, residual = layer(x, residual, self.cos_sin, batch)
+        x = self.embed(batch.input_ids)  # blocks take x in the matmul dtype
+        residual = torch.zeros_like(x, dtype=torch.float32)  # the first block adds x to zero
+        plan = batch.attn
+        if self._compiled_decode is not None and plan.extend is None:
+            d = plan.decode
+            d.prepare_torch()
+            table = d.slot_table[:, :d.max_kv_len]
+            # Batch size and context length vary step to step: one graph for all of them
+            # (a batch of one, or a context of one, may still get its own).
+            for t, dims in ((x, (0,)), (residual, (0,)), (batch.positions, (0,)),
+                            (batch.out_slots, (0,)), (table, (0, 1)), (d.mask, (0, 3))):
+                for dim in dims:
+                    torch._dynamo.maybe_mark_dynamic(t, dim)
+            for i, layer in enumerate(self.layers):
+                x, residual = self._compiled_decode(layer, x, residual, batch.positions, self.cos_sin,
+                                                    batch.kv.k[i], batch.kv.v[i], batch.out_slots,
+                                                    table, d.mask)
+        else:
+            for i, layer in enumerate(self.layers):
+                x, residual = layer(x, residual, i, self.cos_sin, batch)
         x, _ = self.norm.add_forward(x, residual)
         return x
 

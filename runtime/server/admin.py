@@ -25,7 +25,7 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 @public.get("/health")
 async def health(request: Request) -> Response:
     engine = state_of(request).engine
-    if not engine._thread.is_alive():
+    if not engine.is_alive():
         return JSONResponse({"status": "engine stopped"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
