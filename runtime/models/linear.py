@@ -121,3 +121,31 @@ class Embedding(nn.Module):
         if self.q is None:
             return F.linear(hidden.to(self.dtype), self.weight).float()
         return torch.ops.aten._weight_int8pack_mm(hidden.to(self.dtype), self.q, self.scales).float()
+
+
+class OutputHead(nn.Module):
+    """The output layer. Logits come from one matmul in the weight format (int4 keeps its own
+    4-bit copy of the table, 8x smaller than float32); `rows` gives float32 rows of the best
+    available table, for recomputing the best candidates exactly. A tied head reads the
+    embedding's table and stores nothing of its own but the int4 copy."""
+
+    def __init__(self, num: int, dim: int, fmt: str, tied: Embedding | None):
+        super().__init__()
+        self.tied = tied
+        self.table = None if tied is not None else Embedding(num, dim, fmt)
+        self.int4 = Linear(dim, num, False, "int4") if fmt == "int4" else None
+
+    def load(self, weight: torch.Tensor) -> None:
+        if self.table is not None:
+            self.table.load(weight)
+        if self.int4 is not None:
+            self.int4.load(weight)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (N, dim) -> (N, num) float32."""
+        if self.int4 is not None:
+            return self.int4(hidden).float()
+        return (self.tied or self.table).logits(hidden)
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        return (self.tied or self.table).rows(index)

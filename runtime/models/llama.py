@@ -19,7 +19,7 @@ from ... import kernels
 from ..config import ModelConfig
 from ..kv_pool import KVPool
 from ..quantize import Int4Weight
-from .linear import Embedding, Linear, activation_dtype
+from .linear import Embedding, Linear, OutputHead, activation_dtype
 from .rope import cos_sin_table, inverse_frequencies
 
 
@@ -141,9 +141,8 @@ class LlamaModel(nn.Module):
         self.embed = Embedding(cfg.vocab_size, cfg.hidden_size, weights)
         self.layers = nn.ModuleList(DecoderLayer(cfg, weights) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        # An untied output layer keeps 8 bits in the low-bit formats, like llama.cpp's Q8 heads.
-        self.lm_head = None if cfg.tie_word_embeddings else Linear(
-            cfg.hidden_size, cfg.vocab_size, False, "int8" if weights == "int4" else weights)
+        self.head = OutputHead(cfg.vocab_size, cfg.hidden_size, weights,
+                               self.embed if cfg.tie_word_embeddings else None)
         self.max_positions = max_positions or cfg.max_position_embeddings
         self.set_rope(inverse_frequencies(cfg))
         self.requires_grad_(False)
@@ -195,12 +194,11 @@ class LlamaModel(nn.Module):
         With bf16 matmuls the logits come out rounded to bf16 (steps of 0.125 near 25), which
         makes near ties exact ties; the best REFINE_TOP candidates of each row are recomputed
         in float32 from the same weights, so greedy picks and top logprobs are exact."""
-        head = self.embed if self.lm_head is None else self.lm_head
-        logits = head.logits(hidden) if self.lm_head is None else head(hidden).float()
+        logits = self.head.logits(hidden)
         if self.dtype == torch.float32 or not hidden.numel():
             return logits
         top = logits.topk(REFINE_TOP, dim=-1).indices  # (N, k)
-        exact = torch.einsum("nkd,nd->nk", head.rows(top), hidden.float())
+        exact = torch.einsum("nkd,nd->nk", self.head.rows(top), hidden.float())
         return logits.scatter_(1, top, exact)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor | Int4Weight]]) -> None:
@@ -210,7 +208,7 @@ class LlamaModel(nn.Module):
         loaded: set[str] = set()
         for name, tensor in weights:
             target, part = _hf_to_ours(name)
-            if target is None or (target.startswith("lm_head") and self.lm_head is None):
+            if target is None or (target == "head.weight" and self.head.tied is not None):
                 continue
             module_name, kind = target.rsplit(".", 1)
             if part is not None:
@@ -231,7 +229,9 @@ class LlamaModel(nn.Module):
 
     def _load(self, module_name: str, kind: str, tensor: torch.Tensor | Int4Weight) -> None:
         module = self.get_submodule(module_name)
-        if isinstance(module, (Linear, Embedding)):
+        if module is self.embed and self.head.tied is not None:
+            self.head.load(tensor)  # the tied output layer's own int4 copy, if it keeps one
+        if isinstance(module, (Linear, Embedding, OutputHead)):
             if kind == "bias":
                 module.bias.data.copy_(tensor)
             else:
@@ -246,8 +246,10 @@ class LlamaModel(nn.Module):
     def _expected_names(self) -> set[str]:
         names = {n for n, _ in self.named_parameters()}
         for name, module in self.named_modules():
-            if isinstance(module, (Linear, Embedding)):
+            if isinstance(module, (Linear, Embedding)) and not name.startswith("head."):
                 names.add(f"{name}.weight")
+        if self.head.tied is None:
+            names.add("head.weight")
         return names
 
 
@@ -270,7 +272,7 @@ _LAYER_NAMES = {
 _GLOBAL_NAMES = {
     "model.embed_tokens.weight": "embed.weight",
     "model.norm.weight": "norm.weight",
-    "lm_head.weight": "lm_head.weight",
+    "lm_head.weight": "head.weight",
 }
 
 

@@ -13,10 +13,12 @@ from tines.runtime.loader import load_model
 from tines.runtime.models.linear import Embedding, Linear
 from tines.runtime.quantize import Int4Weight, Int8Weight
 
-# Max |logit - fp32 logit| and the share of positions whose argmax matches fp32, per format,
-# on the prompt below. bf16 rounds activations at every matmul; int8 also re-rounds the
-# file's 4-bit weights per channel; int4 keeps them and rounds their scales to bf16.
-TOLERANCES = {"bf16": (1.0, 0.95), "int8": (3.0, 0.9), "int4": (2.0, 0.9)}
+# Per format, on the prompt below: the mean KL divergence of its next-token distributions
+# from fp32's, and the share of positions whose argmax matches fp32. bf16 rounds activations
+# at every matmul; int8 also re-rounds the file's 4-bit weights per channel; int4 keeps them
+# (scales rounded to bf16) and computes logits from a 4-bit copy of the output table, the
+# best 16 recomputed from its 8-bit rows. (Measured: 0.0008 / 0.008 / 0.012, agreement >= 94%.)
+TOLERANCES = {"bf16": (0.005, 0.95), "int8": (0.03, 0.9), "int4": (0.04, 0.9)}
 
 
 @pytest.mark.parametrize("kind", ["Q4_0", "Q4_1"])
@@ -76,7 +78,9 @@ def fp32_logits(default_model_path, default_engine):
 def test_logits_stay_close_to_fp32(fmt, fp32_logits, default_model_path):
     ids, ref = fp32_logits
     got = full_logits(load_model(default_model_path, fmt).model, ids)
-    max_diff, min_agree = TOLERANCES[fmt]
+    max_kl, min_agree = TOLERANCES[fmt]
+    kl = torch.nn.functional.kl_div(got.log_softmax(-1), ref.log_softmax(-1), log_target=True,
+                                    reduction="none").sum(-1)
     agree = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
-    assert (got - ref).abs().max().item() < max_diff
+    assert kl.mean().item() < max_kl, f"{fmt}: mean KL {kl.mean().item():.4f}"
     assert agree >= min_agree, f"{fmt}: greedy agreement {agree:.1%}"
