@@ -126,16 +126,25 @@ class Scheduler:
     def _ordered_waiting(self) -> list[Sequence]:
         if self.cfg.schedule_policy == "fcfs" or self.cache.disabled:
             return list(self.waiting)
-        # lpm: longest cached prefix first. Cached lengths are refreshed a bounded number per
-        # step so a long queue costs the same per step (stale lengths only affect order).
-        refreshed = 0
+        # lpm: longest cached prefix first. A sequence is matched once when it arrives; after
+        # the cache changes, at most LPM_REFRESH_PER_STEP stale lengths are refreshed per step
+        # (oldest first), so a long queue costs the same per step and never falls back to
+        # arrival order (stale lengths only shift the order a little).
+        stale = []
         for seq in self.waiting:
-            version, _ = self._match_len.get(id(seq), (-1, 0))
-            if version != self.cache.version and refreshed < LPM_REFRESH_PER_STEP:
-                length = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)]).length
-                self._match_len[id(seq)] = (self.cache.version, length)
-                refreshed += 1
-        return sorted(self.waiting, key=lambda s: -self._match_len.get(id(s), (0, 0))[1])
+            version, _ = self._match_len.get(id(seq), (None, 0))
+            if version is None:
+                self._refresh_match(seq)
+            elif version != self.cache.version:
+                stale.append((version, seq))
+        stale.sort(key=lambda vs: vs[0])
+        for _, seq in stale[:LPM_REFRESH_PER_STEP]:
+            self._refresh_match(seq)
+        return sorted(self.waiting, key=lambda s: -self._match_len[id(s)][1])
+
+    def _refresh_match(self, seq: Sequence) -> None:
+        length = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)]).length
+        self._match_len[id(seq)] = (self.cache.version, length)
 
     def _shares_with(self, seq: Sequence, cached: int, inflight: list[Sequence]) -> bool:
         tokens = seq.tokens_array()
