@@ -31,10 +31,20 @@ demo: pull
 	$(PY) examples/quickstart.py
 
 test: install-test pull
-	$(PY) -m pytest -q
+	$(VENV)/bin/pytest -q
 
 bench: install-test pull
 	$(PY) bench/run.py --quick
+
+# The peers bench/run.py compares against, each best-effort: a peer that cannot be installed
+# is skipped by bench/run.py with the reason printed. Outlines only if it leaves torch and
+# outlines-core (pinned by tines) as they are; llama-cpp-python builds from source (~6 min).
+bench-peers: install-test pull
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench]' $(TORCH)
+	$(PY) -c 'import llama_cpp' 2>/dev/null || $(PY) -m pip install --disable-pip-version-check \
+		-q llama-cpp-python -c bench/peer-constraints.txt || echo 'bench-peers: llama-cpp-python not installed'
+	$(PY) -c 'import outlines' 2>/dev/null || $(PY) -m pip install --disable-pip-version-check \
+		-q outlines -c bench/peer-constraints.txt || echo 'bench-peers: outlines not installed'
 
 clean:
 	rm -rf $(VENV) build *.egg-info
