@@ -2,10 +2,11 @@
 
 Prints, from one run: prefill tok/s of a 512-token prompt, decode tok/s of one sequence, and
 aggregate decode tok/s of 8 and 32 concurrent sequences, for each tines weight format and each
-peer, with the ratio of the best tines figure to each peer; then peak resident memory of
-`tines serve` per weight format.
+peer, with the ratio of tines' default format (auto) to each peer; then peak resident memory
+of `tines serve` per weight format. Each system runs in its own process: two libraries (or
+two engines) running torch ops on different threads of one process slow each other down.
 
-    .venv/bin/python bench/cpu_speed.py [--formats int4,bf16] [--no-peers] [--no-memory]
+    .venv/bin/python bench/cpu_speed.py [--formats auto,int4,bf16] [--no-peers] [--no-memory]
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ def prompt_ids(n: int, seed: int) -> list[int]:
     return torch.randint(1000, 40000, (n,), generator=g).tolist()
 
 
-def bench_tines(path, weights: str, **kw) -> dict:
+def bench_tines(path, weights: str, compile: bool = True) -> dict:
+    t = time.perf_counter()
     engine = Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
-                    disable_radix_cache=True, **kw)
+                    disable_radix_cache=True, compile=compile)
+    load = time.perf_counter() - t  # with the compiled decode's warm-up
     one = SamplingParams(temperature=0, max_new_tokens=1)
     engine.generate(prompt_ids(64, 0), SamplingParams(temperature=0, max_new_tokens=8))  # warm-up
     t = time.perf_counter()
     engine.generate(prompt_ids(512, 1), one)
     prefill = 512 / (time.perf_counter() - t)
-    out = {"prefill_512": prefill}
+    out = {"load_s": load, "prefill_512": prefill}
     for batch in (1, 8, 32):
         params = SamplingParams(temperature=0, max_new_tokens=DECODE_TOKENS, ignore_eos=True)
         prompts = [prompt_ids(16, 100 + i) for i in range(batch)]
@@ -59,9 +62,10 @@ def bench_transformers(path) -> dict | None:
         print(f"transformers skipped: {e}")
         return None
     torch.set_num_threads(THREADS)
+    t = time.perf_counter()
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.bfloat16).eval()
-    out = {}
+    out = {"load_s": time.perf_counter() - t}
     with torch.no_grad():
         ids = torch.tensor([prompt_ids(512, 1)])
         model(ids[:, :64])
@@ -85,12 +89,23 @@ def bench_llama_cpp(path) -> dict | None:
     except ImportError as e:
         print(f"llama-cpp-python skipped: {e} (install with `make bench-peers`)")
         return None
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=THREADS, n_batch=512, verbose=False)
+    from contextlib import nullcontext
+
+    from peers.llamacpp import _without_extra_buffers, extra_buffers_work
+
+    repack = extra_buffers_work(path)
+    if not repack:
+        print("llama-cpp-python: its AMX/repacked matmuls fault on this machine; measured with "
+              "use_extra_bufts=False (its --no-repack)")
+    t = time.perf_counter()
+    with nullcontext() if repack else _without_extra_buffers():
+        llm = Llama(model_path=str(path), n_ctx=2048, n_threads=THREADS, n_batch=512, verbose=False)
+    out = {"load_s": time.perf_counter() - t}
     llm.eval(prompt_ids(64, 0))
     llm.reset()
     t = time.perf_counter()
     llm.eval(prompt_ids(512, 1))
-    out = {"prefill_512": 512 / (time.perf_counter() - t)}
+    out["prefill_512"] = 512 / (time.perf_counter() - t)
     llm.reset()
     llm.eval(prompt_ids(16, 100))
     t = time.perf_counter()
@@ -139,36 +154,76 @@ def peak_memory_of_serve(path, weights: str) -> float | None:
     return None
 
 
+def run_isolated(system: str) -> dict | None:
+    """Measure one system in a fresh process; its results come back as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, __file__, "--worker", system], capture_output=True,
+                          text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{") or ln == "null"]
+    if proc.returncode or not lines:
+        print(f"{system}: failed ({proc.stderr.strip().splitlines()[-1:]})")
+        return None
+    for line in proc.stdout.splitlines():
+        if not (line.startswith("{") or line == "null"):
+            print(line)
+    return json.loads(lines[-1])
+
+
+def worker(system: str) -> None:
+    import json
+
+    path = pull(quiet=True)
+    if system.startswith("tines-"):
+        fmt, _, mode = system[len("tines-"):].partition(":")
+        result = bench_tines(path, fmt, compile=mode != "eager")
+    elif system == "transformers":
+        result = bench_transformers(path)
+    else:
+        result = bench_llama_cpp(path)
+    print(json.dumps(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--formats", default="fp32,bf16,int8,int4")
+    ap.add_argument("--formats", default="auto,int4,bf16,int8,fp32",
+                    help="tines weight formats; append :eager to measure without compiling")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker)
     path = pull(quiet=True)
     print(f"threads {THREADS}, load average {os.getloadavg()[0]:.1f}")
     rows: dict[str, dict] = {}
     for fmt in args.formats.split(","):
-        rows[f"tines {fmt}"] = bench_tines(path, fmt)
-        print(f"  measured tines {fmt}: {rows[f'tines {fmt}']}")
+        result = run_isolated(f"tines-{fmt}")
+        if result:
+            rows[f"tines {fmt}"] = result
     if not args.no_peers:
-        for name, fn in (("transformers bf16", bench_transformers), ("llama-cpp-python", bench_llama_cpp)):
-            result = fn(path)
+        for name, system in (("transformers bf16", "transformers"), ("llama-cpp-python", "llama-cpp")):
+            result = run_isolated(system)
             if result:
                 rows[name] = result
     keys = ["prefill_512", "decode_b1", "decode_b8", "decode_b32"]
-    print(f"\n{'system':22s}" + "".join(f"{k:>14s}" for k in keys) + "   (tok/s)")
+    print(f"\n{'system':22s}" + "".join(f"{k:>14s}" for k in keys) + f"{'load_s':>10s}"
+          + "   (tok/s; load in seconds, tines' with its compile warm-up)")
     for name, r in rows.items():
-        print(f"{name:22s}" + "".join(f"{r.get(k, float('nan')):14.1f}" for k in keys))
-    tines = {k: max(r.get(k, 0) for n, r in rows.items() if n.startswith("tines")) for k in keys}
+        print(f"{name:22s}" + "".join(f"{r.get(k, float('nan')):14.1f}" for k in keys)
+              + f"{r.get('load_s', float('nan')):10.1f}")
+    default = rows.get("tines auto") or next((r for n, r in rows.items() if n.startswith("tines")), None)
     for name, r in rows.items():
-        if name.startswith("tines"):
+        if name.startswith("tines") or default is None:
             continue
-        ratios = "".join(f"{tines[k] / r[k]:13.2f}x" if k in r else f"{'-':>14s}" for k in keys)
-        print(f"{'best tines / ' + name:22s}"[:22] + ratios)
+        ratios = "".join(f"{default[k] / r[k]:13.2f}x" if k in r else f"{'-':>14s}" for k in keys)
+        print(f"{'tines auto / ' + name:22s}"[:22] + ratios)
     if not args.no_memory:
-        print("\npeak RSS of `tines serve` (MB):")
+        print("\npeak RSS of `tines serve` (MB), after loading and answering 4 requests:")
         for fmt in args.formats.split(","):
+            fmt = fmt.partition(":")[0]
             print(f"  {fmt:6s} {peak_memory_of_serve(path, fmt) or float('nan'):8.0f}")
 
 

@@ -25,8 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--weights", default=None, choices=("fp32", "bf16", "int8", "int4"),
+    g.add_argument("--weights", default=None, choices=("fp32", "bf16", "int8", "int4", "auto"),
                    help="weight format (default: the engine's)")
+    g.add_argument("--compile", action="store_true",
+                   help="compile the decode step first (pays off on long answers)")
     g.add_argument("--stats", action="store_true", help="print load time and tokens/s to stderr")
 
     s = sub.add_parser("serve", help="serve the native and OpenAI-compatible HTTP APIs")
@@ -59,7 +61,8 @@ def _generate(args: argparse.Namespace) -> int:
     from .sampling_params import SamplingParams
 
     t0 = time.perf_counter()
-    engine = Engine(args.model, **({"weights": args.weights} if args.weights else {}))
+    engine = Engine(args.model, compile=args.compile,
+                    **({"weights": args.weights} if args.weights else {}))
     load_s = time.perf_counter() - t0
     if args.raw:
         prompt = args.prompt

@@ -30,7 +30,7 @@ from .handle import RequestHandle
 from .kv_pool import KVPool
 from .loader import load_model
 from .model_runner import ModelRunner
-from .models.linear import activation_dtype
+from .models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
 from .outputs import RequestOutput, StreamDelta
 from .radix_cache import RadixCache
 from .registry import resolve_model
@@ -66,11 +66,34 @@ class Engine:
         if model is not None:
             overrides["model"] = str(model)
         self.cfg = cfg = replace(cfg, **overrides)
+        self.model_path = resolve_model(cfg.model)
+        self._grammars = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._ids = itertools.count()
+        self._stopping = False
+        # Every torch op of the engine, loading included, runs on its own thread: OpenMP keeps
+        # one worker team per thread that runs parallel regions, and a second team on a
+        # two-core machine made each op up to 2x slower (measured: one decode token 28 ms
+        # instead of 12 when the model was loaded on the caller's thread).
+        ready: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="tines-engine",
+                                        daemon=True)
+        self._thread.start()
+        error = ready.get()
+        if error is not None:
+            raise error
+        _live_engines.add(self)
+        if cfg.compile:
+            self._warm_up_compiled_decode()
+
+    def _build(self) -> None:
+        """Load the model and make the engine's parts (on the engine thread)."""
+        cfg = self.cfg
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        self.model_path = resolve_model(cfg.model)
         loaded = load_model(self.model_path, cfg.weights, cfg.max_model_len)
-        dtype = loaded.model.dtype
+        self.model = loaded.model
         self.model_config = loaded.config
         self.max_model_len = loaded.model.max_positions
         if loaded.gguf is not None:
@@ -80,32 +103,35 @@ class Engine:
             self.tokenizer = Tokenizer.from_hf_folder(self.model_path)
             self.chat_template = ChatTemplate.from_hf_folder(self.model_path)
         mc = loaded.config
-        pool = KVPool(self._pool_tokens(mc), mc.num_layers, mc.num_kv_heads, mc.head_dim, dtype)
+        pool = KVPool(self._pool_tokens(mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
+                      loaded.model.dtype)
         cache = RadixCache(pool, disabled=cfg.disable_radix_cache)
         table = SlotTable(2 * cfg.max_running + 1, self.max_model_len + 1)
         scheduler = Scheduler(cfg, pool, cache, table)
         self.core = EngineCore(cfg, self.tokenizer, ModelRunner(loaded.model, pool, table),
                                scheduler, self.max_model_len)
         self.pool, self.cache, self.scheduler = pool, cache, scheduler
-        self._grammars = None
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._wake = threading.Event()
-        self._ids = itertools.count()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="tines-engine", daemon=True)
-        self._thread.start()
-        _live_engines.add(self)
-        if cfg.compile:
-            self._warm_up_compiled_decode(loaded.model)
 
-    def _warm_up_compiled_decode(self, model) -> None:
+    def _run(self, ready: queue.SimpleQueue) -> None:
+        try:
+            self._build()
+        except BaseException as e:  # delivered to the constructor, which raises it
+            ready.put(e)
+            return
+        ready.put(None)
+        self._loop()
+
+    def _warm_up_compiled_decode(self) -> None:
         """Compile now, not on the first user request: decode steps of one sequence and of
         several (which makes batch size and context length dynamic), then forget them."""
-        model.compile_decode()
+        self.call(lambda core: core.runner.model.compile_decode())
         greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
         self.generate([1, 2, 3], greedy)
         self.generate([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
+        # A batch past the auto format's int4 limit: the bf16 branch gets its graph too.
+        self.generate([[i, i + 1] for i in range(1, AUTO_INT4_MAX_TOKENS + 3)], greedy)
         self.call(_reset_after_warm_up)
+        self.model.decode_warm = True
 
     def _pool_tokens(self, mc) -> int:
         if self.cfg.kv_tokens:
@@ -122,6 +148,26 @@ class Engine:
                loop: asyncio.AbstractEventLoop | None = None) -> RequestHandle:
         """Queue one request; returns its handle at once. Raises ValueError for bad input and
         QueueFullError when the queue is full."""
+        handle, req = self._request(prompt, params, request_id, stream, prefill_only,
+                                    logprob_start, loop)
+        self._send([req])
+        return handle
+
+    def submit_batch(self, prompts: Sequence[Prompt], params: SamplingParams | None = None, *,
+                     prefill_only: bool = False, logprob_starts: Sequence[int | None] | None = None,
+                     loop: asyncio.AbstractEventLoop | None = None) -> list[RequestHandle]:
+        """Queue several requests at once: all are validated before any is queued, and the
+        engine sees them together (so they are scheduled by its policy, not by arrival
+        timing, and a run's batches do not depend on thread timing)."""
+        starts = logprob_starts or [None] * len(prompts)
+        made = [self._request(p, params, None, False, prefill_only, start, loop)
+                for p, start in zip(prompts, starts)]
+        self._send([req for _, req in made])
+        return [handle for handle, _ in made]
+
+    def _request(self, prompt: Prompt, params: SamplingParams | None, request_id: str | None,
+                 stream: bool, prefill_only: bool, logprob_start: int | None,
+                 loop: asyncio.AbstractEventLoop | None) -> tuple[RequestHandle, Request]:
         params = params or SamplingParams()
         ids = self.encode_prompt(prompt)
         self._validate(ids, params)
@@ -130,9 +176,11 @@ class Engine:
         handle = RequestHandle(request_id or f"req-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
         req = Request(handle.request_id, ids, params, handle.push, stream, prefill_only,
                       logprob_start, grammar_future=self._compile_grammar(params))
-        self._inbox.put(("add", req))
+        return handle, req
+
+    def _send(self, reqs: list[Request]) -> None:
+        self._inbox.put(("add", reqs))
         self._wake.set()
-        return handle
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
@@ -170,8 +218,7 @@ class Engine:
         """Run one prompt (-> RequestOutput) or a list of prompts (-> list, same order),
         all submitted at once so they batch together."""
         if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
-            handles = [self.submit(p, params) for p in prompt]
-            return [h.result() for h in handles]
+            return [h.result() for h in self.submit_batch(prompt, params)]
         return self.submit(prompt, params).result()
 
     def stream(self, prompt: Prompt, params: SamplingParams | None = None,
@@ -207,15 +254,15 @@ class Engine:
         """Each continuation's token logprobs given the prefix. All are submitted together:
         the prefix is computed once and the others extend it from the radix cache."""
         reqs = continuation_requests(self, prefix, continuations)
-        handles = [self.submit(ids, SamplingParams(max_new_tokens=1), prefill_only=True,
-                               logprob_start=start) for ids, start in reqs]
+        handles = self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
+                                    prefill_only=True, logprob_starts=[s for _, s in reqs])
         return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
 
     async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
         reqs = continuation_requests(self, prefix, continuations)
-        loop = asyncio.get_running_loop()
-        handles = [self.submit(ids, SamplingParams(max_new_tokens=1), prefill_only=True,
-                               logprob_start=start, loop=loop) for ids, start in reqs]
+        handles = self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
+                                    prefill_only=True, logprob_starts=[s for _, s in reqs],
+                                    loop=asyncio.get_running_loop())
         outs = await asyncio.gather(*(h.aresult() for h in handles))
         return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
 
@@ -320,7 +367,8 @@ class Engine:
             except queue.Empty:
                 return
             if kind == "add":
-                self.core.add(item)
+                for req in item:
+                    self.core.add(req)
             elif kind == "abort":
                 self.core.abort(item)
             elif kind == "call":

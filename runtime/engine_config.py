@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEDULE_POLICIES = ("lpm", "fcfs")
-WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4")
+WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,8 +14,9 @@ class EngineConfig:
     machine's available memory (after weights) is used, capped at `max_kv_tokens`."""
 
     model: str | None = None  # a path, a known name, or None for the default model
-    # fp32 / bf16 dense, or int8 / int4 weight-only (bf16 activations and KV cache)
-    weights: str = "fp32"
+    # fp32 / bf16 dense; int8 / int4 weight-only; auto: int4 for decode-sized steps, bf16 for
+    # prefill-sized ones (all but fp32 run bf16 activations and KV cache)
+    weights: str = "auto"
     kv_tokens: int | None = None
     kv_memory_fraction: float = 0.25
     max_kv_tokens: int = 65536

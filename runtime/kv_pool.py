@@ -7,6 +7,7 @@ who holds them (the radix cache and the running requests do).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -21,9 +22,8 @@ class KVPool:
             raise ValueError(f"a KV pool needs at least one slot, got {num_slots}")
         self.num_slots = num_slots
         self.dtype = dtype
-        self.k = torch.zeros(num_layers, num_slots, num_kv_heads, head_dim, dtype=dtype,
-                             device=device)  # (L, S, Hkv, D)
-        self.v = torch.zeros_like(self.k)
+        shape = (num_layers, num_slots, num_kv_heads, head_dim)  # (L, S, Hkv, D)
+        self.k, self.v = _zeros(shape, dtype, device), _zeros(shape, dtype, device)
         self._free = torch.arange(num_slots, dtype=torch.int64)
         self._num_free = num_slots
 
@@ -62,3 +62,14 @@ class KVPool:
     def free_slot_set(self) -> set[int]:
         """For integrity checks in tests: the free slots as a set."""
         return set(self._free.tolist())
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """Zeros that take no memory until written, on the CPU: calloc'd pages stay unmapped until
+    touched, where torch.zeros writes every byte (a pool sized for the worst case would
+    otherwise be resident from the start)."""
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    width = torch.finfo(dtype).bits // 8
+    raw = np.zeros(shape, dtype={2: np.int16, 4: np.int32}[width])
+    return torch.from_numpy(raw).view(dtype)

@@ -52,7 +52,7 @@ class LoadedModel:
 
 def load_model(path: str | Path, weights: str = "fp32",
                max_positions: int | None = None) -> LoadedModel:
-    """Load a model with its weights in `weights` format (fp32, bf16, int8, int4)."""
+    """Load a model with its weights in `weights` format (fp32, bf16, int8, int4, auto)."""
     path = Path(path)
     if path.is_dir():
         cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
@@ -67,7 +67,7 @@ def load_model(path: str | Path, weights: str = "fp32",
     model = LlamaModel(cfg, weights, max_positions)
     if "rope_freqs.weight" in names:  # llama3-style scaling stored as per-frequency factors
         model.set_rope(inverse_frequencies(cfg, torch.from_numpy(gguf.dequantize("rope_freqs.weight"))))
-    model.load_weights(_gguf_weights(gguf, cfg, keep_int4=weights == "int4"))
+    model.load_weights(_gguf_weights(gguf, cfg, keep_int4=weights in ("int4", "auto")))
     return LoadedModel(model, cfg, path, gguf)
 
 

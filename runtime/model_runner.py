@@ -35,8 +35,11 @@ class ModelRunner:
     def run(self, chunks: list[Chunk]) -> tuple[list[Chunk], StepLogits]:
         """Chunks come back reordered (extend chunks first, then single-token decodes) with
         the logits of the rows that need them."""
-        extend = [c for c in chunks if c.length > 1]
-        decode = [c for c in chunks if c.length == 1]
+        # Decodes: one new token after at least one cached; a one-token prompt goes with the
+        # extends, so a decode batch never attends to a single key (a shape that would make
+        # the compiled decode graph specialize again).
+        decode = [c for c in chunks if c.length == 1 and c.end > 1]
+        extend = [c for c in chunks if not (c.length == 1 and c.end > 1)]
         chunks = extend + decode
         ids: list[int] = []
         positions: list[int] = []

@@ -44,7 +44,7 @@ def tiny_engine(tiny_model_dir):
     """One engine on the tiny model, shared by tests that leave it idle and its cache as is."""
     from tines.runtime.engine import Engine
 
-    engine = Engine(str(tiny_model_dir), kv_tokens=4096, max_running=32)
+    engine = Engine(str(tiny_model_dir), kv_tokens=4096, max_running=32, weights="fp32")
     yield engine
     engine.shutdown()
 
@@ -54,7 +54,7 @@ def default_engine(default_model_path):
     """One engine on the default model, shared across the session."""
     from tines.runtime.engine import Engine
 
-    engine = Engine(str(default_model_path), kv_tokens=16384)
+    engine = Engine(str(default_model_path), kv_tokens=16384, weights="fp32")
     yield engine
     engine.shutdown()
 

@@ -3,6 +3,9 @@
     fp32 / bf16   dense weights, F.linear
     int8          int8 weights with one scale per output channel, torch's int8 weight-only op
     int4          4-bit weights in groups of 32 with a scale and zero each, torch's int4 op
+    auto          both int4 and bf16: a step of few tokens (decoding) is bound by reading the
+                  weights and takes the 4-bit copy; a step of many (prefill, big batches) is
+                  bound by arithmetic and takes bf16, which the CPU's matrix units run fastest
 
 The low-bit formats take bf16 activations (the CPU kernels' fast path) and keep the weights
 low-bit in memory; they are the CPU path (CUDA would want its own packing). Matmul inputs are
@@ -17,11 +20,19 @@ from torch import nn
 
 from ..quantize import GROUP, Int4Weight, Int8Weight
 
-WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4")
+WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
+# `auto` takes the 4-bit weights for steps of at most this many tokens (measured on the
+# default model, 2 threads: int4 ahead of bf16 at 8 decoding sequences, behind at 32).
+AUTO_INT4_MAX_TOKENS = 16
 
 
 def activation_dtype(fmt: str) -> torch.dtype:
     return torch.float32 if fmt == "fp32" else torch.bfloat16
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in WEIGHT_FORMATS:
+        raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {fmt!r}")
 
 
 class Linear(nn.Module):
@@ -30,16 +41,15 @@ class Linear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool, fmt: str):
         super().__init__()
-        if fmt not in WEIGHT_FORMATS:
-            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {fmt!r}")
-        if fmt == "int4" and in_features % GROUP:
-            raise ValueError(f"int4 needs in_features divisible by {GROUP}, got {in_features}")
+        _check_format(fmt)
+        if fmt in ("int4", "auto") and in_features % GROUP:
+            raise ValueError(f"{fmt} needs in_features divisible by {GROUP}, got {in_features}")
         self.in_features, self.out_features, self.fmt = in_features, out_features, fmt
         self.dtype = activation_dtype(fmt)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=self.dtype), requires_grad=False) \
             if bias else None
         # Buffers (filled by `load`), so a compiler sees them as inputs, not constants.
-        self.register_buffer("weight", None, persistent=False)  # dense formats
+        self.register_buffer("weight", None, persistent=False)  # dense (fp32, bf16, auto)
         self.register_buffer("q", None, persistent=False)  # int8 (N, K) / int4 packed
         self.register_buffer("scales", None, persistent=False)  # int8 (N,) / int4 (K/32, N, 2)
 
@@ -47,17 +57,16 @@ class Linear(nn.Module):
         if tuple(weight.shape) != (self.out_features, self.in_features):
             raise ValueError(f"weight shape {tuple(weight.shape)} != "
                              f"{(self.out_features, self.in_features)}")
-        if self.fmt == "int4":
+        dense = weight.dequantize() if isinstance(weight, Int4Weight) else weight
+        if self.fmt in ("int4", "auto"):
             w = weight if isinstance(weight, Int4Weight) else Int4Weight.from_float(weight)
             self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
             self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(self.dtype).contiguous()
-        else:
-            dense = weight.dequantize() if isinstance(weight, Int4Weight) else weight
-            if self.fmt == "int8":
-                w8 = Int8Weight.from_float(dense)
-                self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
-            else:
-                self.weight = dense.to(self.dtype).contiguous()
+        elif self.fmt == "int8":
+            w8 = Int8Weight.from_float(dense)
+            self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
+        if self.fmt in ("fp32", "bf16", "auto"):
+            self.weight = dense.to(self.dtype).contiguous()
         if bias is not None:
             self.bias.data.copy_(bias)
 
@@ -71,7 +80,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
-        if self.fmt == "int4":
+        if self.fmt == "int4" or (self.fmt == "auto" and x.shape[0] <= AUTO_INT4_MAX_TOKENS):
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, GROUP, self.scales)
         elif self.fmt == "int8":
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
@@ -81,11 +90,12 @@ class Linear(nn.Module):
 
 
 class Embedding(nn.Module):
-    """Token embeddings, also the output layer when tied. Low-bit formats keep the table in
+    """Token embeddings, also the output layer when tied. int8 and int4 keep the table in
     int8 (one scale per row): rows are dequantized on lookup, logits use the int8 matmul."""
 
     def __init__(self, num: int, dim: int, fmt: str):
         super().__init__()
+        _check_format(fmt)
         self.num, self.dim, self.fmt = num, dim, fmt
         self.dtype = activation_dtype(fmt)
         self.register_buffer("weight", None, persistent=False)
@@ -124,16 +134,17 @@ class Embedding(nn.Module):
 
 
 class OutputHead(nn.Module):
-    """The output layer. Logits come from one matmul in the weight format (int4 keeps its own
-    4-bit copy of the table, 8x smaller than float32); `rows` gives float32 rows of the best
-    available table, for recomputing the best candidates exactly. A tied head reads the
-    embedding's table and stores nothing of its own but the int4 copy."""
+    """The output layer. Logits come from one matmul in the weight format (int4 and auto keep
+    a 4-bit copy of the table, 8x smaller than float32, which auto uses for few rows); `rows`
+    gives float32 rows of the best available table, for recomputing the best candidates
+    exactly. A tied head reads the embedding's table and stores only its 4-bit copy."""
 
     def __init__(self, num: int, dim: int, fmt: str, tied: Embedding | None):
         super().__init__()
+        self.fmt = fmt
         self.tied = tied
         self.table = None if tied is not None else Embedding(num, dim, fmt)
-        self.int4 = Linear(dim, num, False, "int4") if fmt == "int4" else None
+        self.int4 = Linear(dim, num, False, "int4") if fmt in ("int4", "auto") else None
 
     def load(self, weight: torch.Tensor) -> None:
         if self.table is not None:
@@ -143,7 +154,7 @@ class OutputHead(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (N, dim) -> (N, num) float32."""
-        if self.int4 is not None:
+        if self.int4 is not None and (self.fmt == "int4" or hidden.shape[0] <= AUTO_INT4_MAX_TOKENS):
             return self.int4(hidden).float()
         return (self.tied or self.table).logits(hidden)
 

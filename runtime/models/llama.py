@@ -147,13 +147,34 @@ class LlamaModel(nn.Module):
         self.set_rope(inverse_frequencies(cfg))
         self.requires_grad_(False)
         self._compiled_decode = None  # set by compile_decode()
+        self.decode_warm = False  # every compiled variant exists (set after the warm-up)
+        # Blocks per compiled call: each call costs tens of microseconds of guards and
+        # wrappers, and a graph of many blocks takes minutes to compile (measured on the
+        # default model: 1 block 15.0 ms/token, 5 blocks 12.1, 30 blocks 12.5 after a 62 s
+        # compile); the largest divisor of the depth up to 6.
+        self.decode_group = max(d for d in range(1, 7) if cfg.num_layers % d == 0)
 
     def compile_decode(self) -> None:
-        """Compile decode steps with torch.compile (inductor): one graph covers a block and is
-        shared by all layers (the weights are its inputs), for every batch size and context
-        length (their dims are dynamic). Tracing all layers into one graph was measured and
-        dropped: a two-minute compile, and the pool views it mutates were copied each step."""
-        self._compiled_decode = torch.compile(DecoderLayer.decode)
+        """Compile decode steps with torch.compile (inductor): one graph covers a run of
+        `decode_group` blocks and serves every such run (the weights and pool views are its
+        inputs), for every batch size and context length (their dims are dynamic)."""
+        # Every engine in a process shares this code object's cache of graphs (one per weight
+        # format, batch of one or more, int4 or bf16 branch): room for several engines.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self._compiled_decode = torch.compile(_decode_layers)
+
+    def _run_compiled(self, *args):
+        # Once the variants are compiled (the engine warms them up), checking only the guards
+        # that tell them apart saves tens of microseconds per call. A shape the warm-up did
+        # not cover raises before anything runs: from then on every guard is checked.
+        try:
+            with torch.compiler.set_stance("default", skip_guard_eval_unsafe=self.decode_warm):
+                return self._compiled_decode(*args)
+        except RuntimeError as e:
+            if not self.decode_warm or "skip_guard_eval_unsafe" not in str(e):
+                raise
+            self.decode_warm = False
+            return self._compiled_decode(*args)
 
     def set_rope(self, inv_freq: torch.Tensor) -> None:
         self.register_buffer("cos_sin", cos_sin_table(inv_freq, self.max_positions), persistent=False)
@@ -177,10 +198,12 @@ class LlamaModel(nn.Module):
                             (batch.out_slots, (0,)), (table, (0, 1)), (d.mask, (0, 3))):
                 for dim in dims:
                     torch._dynamo.maybe_mark_dynamic(t, dim)
-            for i, layer in enumerate(self.layers):
-                x, residual = self._compiled_decode(layer, x, residual, batch.positions, self.cos_sin,
-                                                    batch.kv.k[i], batch.kv.v[i], batch.out_slots,
-                                                    table, d.mask)
+            g = self.decode_group
+            for i in range(0, len(self.layers), g):
+                x, residual = self._run_compiled(
+                    tuple(self.layers[i:i + g]), x, residual, batch.positions, self.cos_sin,
+                    tuple(batch.kv.k[i:i + g]), tuple(batch.kv.v[i:i + g]), batch.out_slots,
+                    table, d.mask)
         else:
             for i, layer in enumerate(self.layers):
                 x, residual = layer(x, residual, i, self.cos_sin, batch)
@@ -197,7 +220,7 @@ class LlamaModel(nn.Module):
         logits = self.head.logits(hidden)
         if self.dtype == torch.float32 or not hidden.numel():
             return logits
-        top = logits.topk(REFINE_TOP, dim=-1).indices  # (N, k)
+        top = _top_indices(logits, REFINE_TOP)  # (N, k)
         exact = torch.einsum("nkd,nd->nk", self.head.rows(top), hidden.float())
         return logits.scatter_(1, top, exact)
 
@@ -251,6 +274,33 @@ class LlamaModel(nn.Module):
         if self.head.tied is None:
             names.add("head.weight")
         return names
+
+
+def _top_indices(logits: torch.Tensor, k: int, chunk: int = 512) -> torch.Tensor:
+    """The indices of each row's k largest values (as `topk`), found in two stages: the k
+    best values lie in at most k chunks, so rank chunk maxima first, then search only those
+    chunks. Measured 2x faster than `topk` over a 49k vocabulary on the CPU."""
+    n, v = logits.shape
+    if v <= k * chunk:
+        return logits.topk(k, dim=-1).indices
+    pad = -v % chunk
+    if pad:
+        logits = torch.nn.functional.pad(logits, (0, pad), value=float("-inf"))
+    chunks = logits.view(n, -1, chunk)  # (N, C, chunk)
+    best = chunks.amax(-1).topk(k, dim=-1).indices  # (N, k) chunks holding the top k
+    cand = torch.gather(chunks, 1, best[..., None].expand(n, k, chunk)).view(n, k * chunk)
+    pos = cand.topk(k, dim=-1).indices  # (N, k) positions among the candidates
+    return best.gather(1, pos // chunk) * chunk + pos % chunk
+
+
+def _decode_layers(layers, x, residual, positions, cos_sin, k_caches, v_caches, out_slots,
+                   table, mask):
+    """A run of blocks for a decode step: what compile_decode compiles (one graph serves every
+    run of the same length; the layers' weights and pool views are its inputs)."""
+    for layer, k_cache, v_cache in zip(layers, k_caches, v_caches):
+        x, residual = layer.decode(x, residual, positions, cos_sin, k_cache, v_cache, out_slots,
+                                   table, mask)
+    return x, residual
 
 
 def _concat(parts: list[torch.Tensor | Int4Weight]) -> torch.Tensor | Int4Weight:

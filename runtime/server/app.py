@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    engine = Engine(args.model, weights=args.weights, kv_tokens=args.kv_tokens,
+    engine = Engine(args.model, weights=args.weights, compile=args.compile, kv_tokens=args.kv_tokens,
                     max_running=args.max_running, schedule_policy=args.schedule_policy,
                     disable_radix_cache=args.disable_radix_cache,
                     chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue)

@@ -16,8 +16,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disable-radix-cache", action="store_true")
     p.add_argument("--chunked-prefill-size", type=int, default=512)
     p.add_argument("--max-queue", type=int, default=4096)
-    p.add_argument("--weights", default="fp32", choices=("fp32", "bf16", "int8", "int4"),
-                   help="weight format: dense fp32/bf16, or int8/int4 weight-only")
+    p.add_argument("--weights", default="auto", choices=("fp32", "bf16", "int8", "int4", "auto"),
+                   help="weight format: dense fp32/bf16, int8/int4 weight-only, or auto (int4 for "
+                        "decode steps, bf16 for prefill; the default)")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="run the decode step eagerly instead of compiling it at start-up")
     p.add_argument("--served-model-name", default=None,
                    help="the model id clients use (default: the model's name or file stem)")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,

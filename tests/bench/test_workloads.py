@@ -19,8 +19,8 @@ def tiny_backends(tiny_model_dir):
     from tines.local import LocalBackend
     from tines.runtime.engine import Engine
 
-    on = Engine(str(tiny_model_dir), kv_tokens=8192)
-    off = Engine(str(tiny_model_dir), kv_tokens=8192, disable_radix_cache=True)
+    on = Engine(str(tiny_model_dir), kv_tokens=8192, weights="fp32")
+    off = Engine(str(tiny_model_dir), kv_tokens=8192, disable_radix_cache=True, weights="fp32")
     yield LocalBackend(on), LocalBackend(off)
     on.shutdown()
     off.shutdown()
@@ -85,7 +85,8 @@ def default_off_backend(default_model_path):
     from tines.local import LocalBackend
     from tines.runtime.engine import Engine
 
-    with Engine(str(default_model_path), kv_tokens=4096, disable_radix_cache=True) as off:
+    with Engine(str(default_model_path), kv_tokens=4096, disable_radix_cache=True,
+                weights="fp32") as off:
         yield LocalBackend(off)
 
 

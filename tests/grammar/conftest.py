@@ -52,7 +52,7 @@ def real_compiler(real_vocab) -> GrammarCompiler:
 
 
 @pytest.fixture(scope="session")
-def hf_tokenizer(gguf_metadata, request):
+def hf_tokenizer(gguf_metadata, request, tmp_path_factory):
     """The default model's tokenizer as a `tokenizers.Tokenizer` (`encode(text).ids`).
 
     transformers converts it from the GGUF once (~7 s, in a subprocess so the repo's
@@ -62,7 +62,9 @@ def hf_tokenizer(gguf_metadata, request):
 
     from tines.runtime.registry import cached_path
 
-    cache = Path(request.config.cache.mkdir("tines-grammar")) / "smollm2-tokenizer.json"
+    cache_dir = request.config.cache.mkdir("tines-grammar") if hasattr(request.config, "cache") \
+        else tmp_path_factory.mktemp("tines-grammar")  # pytest run with -p no:cacheprovider
+    cache = Path(cache_dir) / "smollm2-tokenizer.json"
     if not cache.is_file():
         pytest.importorskip("transformers")
         path = cached_path()

@@ -26,7 +26,8 @@ def prompt_batches() -> list[list[str]]:
 def run(model_dir) -> tuple[list[list[int]], int]:
     """Greedy tokens of both batches and the prompt tokens served from the cache."""
     # Small prefill chunks: long prompts span steps that also carry other requests' decodes.
-    engine = Engine(str(model_dir), kv_tokens=4096, max_running=8, chunked_prefill_size=24)
+    engine = Engine(str(model_dir), kv_tokens=4096, max_running=8, chunked_prefill_size=24,
+                    weights="fp32")
     try:
         outs = [o for batch in prompt_batches() for o in engine.generate(batch, GREEDY)]
         return [o.outputs[0].token_ids for o in outs], engine.stats()["cache_hit_tokens"]

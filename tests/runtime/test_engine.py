@@ -30,6 +30,7 @@ def engine_factory(tiny_model_dir):
 
     def make(**kw) -> Engine:
         kw.setdefault("kv_tokens", 4096)
+        kw.setdefault("weights", "fp32")  # exact equalities below need float32 throughout
         engine = Engine(str(tiny_model_dir), **kw)
         engines.append(engine)
         return engine

@@ -95,8 +95,8 @@ def test_jump_forward_saves_forward_passes_and_keeps_outputs_valid(tiny_model_di
                                                "last_name": {"enum": ["lee", "kim"]}},
               "required": ["first_name", "last_name"], "additionalProperties": False}
     params = SamplingParams(json_schema=schema, temperature=0, max_new_tokens=40)
-    with Engine(str(tiny_model_dir), kv_tokens=2048, jump_forward=True) as on, \
-            Engine(str(tiny_model_dir), kv_tokens=2048, jump_forward=False) as off:
+    with Engine(str(tiny_model_dir), kv_tokens=2048, jump_forward=True, weights="fp32") as on, \
+            Engine(str(tiny_model_dir), kv_tokens=2048, jump_forward=False, weights="fp32") as off:
         a, b = on.generate("go", params), off.generate("go", params)
         assert on.stats()["forced_tokens"] > 0 and off.stats()["forced_tokens"] == 0
         assert on.stats()["steps"] < off.stats()["steps"]

@@ -11,7 +11,7 @@ from tines.runtime.engine import Engine
 
 @pytest.fixture(scope="session")
 def tiny_server_engine(tiny_model_dir):
-    engine = Engine(str(tiny_model_dir), kv_tokens=8192, max_running=32)
+    engine = Engine(str(tiny_model_dir), kv_tokens=8192, max_running=32, weights="fp32")
     yield engine
     engine.shutdown()
 
