@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from tines.backend import ScoreResult
 from tines.runtime.outputs import RequestOutput, StreamDelta, TokenLogprob
 from tines.runtime.sampling_params import SamplingParams
+from tines.runtime.scoring import start_token, unconditional_requests
 
 if TYPE_CHECKING:
     from tines.runtime.engine import Engine
@@ -107,14 +108,14 @@ class LocalBackend:
     def score(self, text: str, choices: list[str], unconditional: bool = False) -> ScoreResult:
         engine = self.engine
         scores = engine.score(text, choices)
-        uncond = engine.score(*self._unconditional(scores)) if unconditional else None
+        uncond = engine.score(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
         return self._result(scores, uncond)
 
     async def ascore(self, text: str, choices: list[str],
                      unconditional: bool = False) -> ScoreResult:
         engine = self.engine
         scores = await engine.ascore(text, choices)
-        uncond = await engine.ascore(*self._unconditional(scores)) if unconditional else None
+        uncond = await engine.ascore(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
         return self._result(scores, uncond)
 
     def warm(self, text: str) -> None:
@@ -133,20 +134,9 @@ class LocalBackend:
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _start_token(self) -> int:
-        """The model's start-of-document token: BOS, or EOS for a model without one."""
-        tok = self.engine.tokenizer
-        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-
     def _prompt(self, text: str) -> str | list[int]:
         """An empty text becomes the start-of-document token: the model needs one input."""
-        return text or [self._start_token()]
-
-    def _unconditional(self, scores: Sequence[ContinuationScore]
-                       ) -> tuple[list[int], list[list[int]]]:
-        """(prefix, continuations) scoring each choice's token ids after only the
-        start-of-document token."""
-        return [self._start_token()], [list(s.token_ids) for s in scores]
+        return text or [start_token(self.engine.tokenizer)]
 
     def _tokens(self, ids: Sequence[int], logprobs: Sequence[float]) -> list[TokenLogprob]:
         decode = self.engine.tokenizer.decode

@@ -171,6 +171,8 @@ class Engine:
         params = params or SamplingParams()
         ids = self.encode_prompt(prompt)
         self._validate(ids, params)
+        if params.prompt_logprobs and logprob_start is None:
+            logprob_start = 1  # every prompt token after the first (which has no context)
         if len(self.scheduler.waiting) >= self.cfg.max_queue:
             raise QueueFullError(f"the queue is full ({self.cfg.max_queue} waiting requests)")
         handle = RequestHandle(request_id or f"req-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
@@ -268,10 +270,16 @@ class Engine:
 
     def warm(self, prompt: Prompt) -> int:
         """Compute a prompt into the radix cache (a fork trunk, a batch's shared prefix) and
-        return how many of its tokens were already cached."""
+        return how many of its tokens were already cached. Without a radix cache there is
+        nothing to keep it in: the prompt is only checked, not computed."""
+        if self.cfg.disable_radix_cache:
+            self._validate(self.encode_prompt(prompt), SamplingParams(max_new_tokens=1))
+            return 0
         return self.submit(prompt, SamplingParams(max_new_tokens=1), prefill_only=True).result().num_cached_tokens
 
     async def awarm(self, prompt: Prompt) -> int:
+        if self.cfg.disable_radix_cache:
+            return self.warm(prompt)
         handle = self.submit(prompt, SamplingParams(max_new_tokens=1), prefill_only=True,
                              loop=asyncio.get_running_loop())
         return (await handle.aresult()).num_cached_tokens

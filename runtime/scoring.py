@@ -14,6 +14,7 @@ from .outputs import RequestOutput
 
 if TYPE_CHECKING:
     from .engine import Engine, Prompt
+    from .tokenizer import Tokenizer
 
 
 @dataclass(slots=True)
@@ -54,6 +55,19 @@ def continuation_requests(engine: Engine, prefix: Prompt, continuations: Sequenc
             full, start = [first] + full, 1
         out.append((full, start))
     return out
+
+
+def start_token(tokenizer: Tokenizer) -> int:
+    """The model's start-of-document token: BOS, or EOS for a model without one."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def unconditional_requests(tokenizer: Tokenizer, scores: Sequence[ContinuationScore]
+                           ) -> tuple[list[int], list[list[int]]]:
+    """(prefix, continuations) that score each continuation's own token ids after only the
+    start-of-document token (as SGLang feeds them as a new prompt): the rows line up token
+    for token with the conditional scores, which `select`'s unconditional method subtracts."""
+    return [start_token(tokenizer)], [list(s.token_ids) for s in scores]
 
 
 def score_of(output: RequestOutput, start: int) -> ContinuationScore:

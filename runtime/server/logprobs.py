@@ -26,20 +26,31 @@ def chat_logprobs(lps: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
         for lp in lps])
 
 
-def completion_logprobs(lps: list[TokenLogprob] | None, text_start: int = 0,
-                        num_top: int = 0) -> CompletionLogprobs | None:
-    """`text_start` is the character offset of the first token (the prompt's length with echo)."""
+def completion_logprobs(lps: list[TokenLogprob] | None, text_start: int = 0, num_top: int = 0,
+                        prompt: list[tuple[str, TokenLogprob | None]] | None = None
+                        ) -> CompletionLogprobs | None:
+    """`text_start` is the character offset of the first generated token (the prompt's length
+    with echo). `prompt` (with echo): each prompt token's text and logprob, listed first from
+    offset 0; the first token has no logprob (nothing precedes it), as OpenAI answers."""
     if lps is None:
         return None
     out = CompletionLogprobs(top_logprobs=[] if num_top else None)
+
+    def add(text: str, lp: TokenLogprob | None, offset: int) -> None:
+        out.tokens.append(text)
+        out.token_logprobs.append(lp.logprob if lp is not None else None)
+        out.text_offset.append(offset)
+        if num_top:
+            out.top_logprobs.append({t: v for _, t, v in lp.top[:num_top]} if lp is not None else None)
+
+    offset = 0
+    for text, lp in prompt or []:
+        add(text, lp, offset)
+        offset += len(text)
     offset = text_start
     for lp in lps:
-        out.tokens.append(lp.token)
-        out.token_logprobs.append(lp.logprob)
-        out.text_offset.append(offset)
+        add(lp.token, lp, offset)
         offset += len(lp.token)
-        if num_top:
-            out.top_logprobs.append({text: v for _, text, v in lp.top[:num_top]})
     return out
 
 

@@ -3,7 +3,7 @@
 `/score` {"text" | "input_ids", "choices", "unconditional"} answers each choice's token ids,
 texts and logprobs given the prefix (the prefix is computed once; every choice extends it
 from the radix cache), their sums and means, the best choice by mean logprob, and with
-`unconditional` the same scores without the prefix. `/warm` {"text" | "input_ids"} computes a
+`unconditional` the same token ids scored after only the start-of-document token. `/warm` {"text" | "input_ids"} computes a
 prompt into the radix cache (a fork's trunk, a batch's shared prefix) and answers how much of
 it was cached already.
 """
@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import QueueFullError
+from ..scoring import unconditional_requests
 from .errors import APIError, bad_value
 from .state import require_api_key, state_of
 
@@ -67,7 +68,8 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     prefix = body.prompt()
     with _engine_errors("choices"):
         scores = await st.engine.ascore(prefix, body.choices)
-        plain = await st.engine.ascore("", body.choices) if body.unconditional else None
+        plain = await st.engine.ascore(*unconditional_requests(st.engine.tokenizer, scores)) \
+            if body.unconditional else None
     tok = st.engine.tokenizer
 
     def listing(items: list[Any]) -> list[dict[str, Any]]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..handle import RequestError
-from ..outputs import RequestOutput
+from ..outputs import RequestOutput, TokenLogprob
 from .dispatch import Job, results, until_disconnected
 from .errors import APIError, error_body
 from .logprobs import completion_logprobs
@@ -50,6 +51,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     prompts = _prompts(st, body)
     max_tokens, _ = requested_max_tokens(body)
     base = build_params(body, max_tokens)
+    if body.echo and body.logprobs is not None:  # the echoed prompt comes with its logprobs
+        base = replace(base, prompt_logprobs=True)
     params = [st.dispatcher.fit(base, max_tokens, len(ids)) for ids in prompts]
     rid = new_id("cmpl")
     jobs = st.dispatcher.start_all(prompts, params, group=rid, endpoint="completions",
@@ -58,7 +61,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     texts = [_echo_text(st, body, ids) for ids in prompts]
     headers = {"X-Request-Id": rid}
     if body.stream:
-        return sse_response(_stream(jobs, texts, rid, st.model_name, body), headers,
+        return sse_response(_stream(jobs, texts, rid, st, body), headers,
                             lambda: [job.close() for job in jobs])
     try:
         outs = await until_disconnected(request, _results(jobs))
@@ -72,7 +75,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         for c in out.outputs:
             choices.append(CompletionChoice(
                 index=p * body.n + c.index, text=echo + c.text, finish_reason=c.finish_reason,
-                logprobs=completion_logprobs(c.logprobs, len(echo), body.logprobs or 0)))
+                logprobs=completion_logprobs(c.logprobs, len(echo), body.logprobs or 0,
+                                             _echoed_rows(st, body, out))))
     usage = Usage.of(sum(o.num_prompt_tokens for o in outs), sum(o.num_completion_tokens for o in outs),
                      sum(o.num_cached_tokens for o in outs))
     resp = Completion(id=rid, model=st.model_name, choices=choices, usage=usage)
@@ -92,6 +96,16 @@ def _echo_text(st: ServerState, body: CompletionRequest, ids: list[int]) -> str:
     return st.engine.tokenizer.decode(ids, skip_special_tokens=False) if body.echo else ""
 
 
+def _echoed_rows(st: ServerState, body: CompletionRequest, out: RequestOutput
+                 ) -> list[tuple[str, TokenLogprob | None]] | None:
+    """With echo and logprobs: each prompt token's text and logprob (None for the first)."""
+    if not (body.echo and out.prompt_logprobs):
+        return None
+    decode = st.engine.tokenizer.decode
+    return [(decode([t], skip_special_tokens=False), lp)
+            for t, lp in zip(out.prompt_token_ids, out.prompt_logprobs)]
+
+
 async def _results(jobs: list[Job]) -> list[RequestOutput]:
     try:
         return await results(jobs)
@@ -99,8 +113,9 @@ async def _results(jobs: list[Job]) -> list[RequestOutput]:
         raise APIError(500, str(e)) from None
 
 
-async def _stream(jobs: list[Job], echoes: list[str], rid: str, model: str,
+async def _stream(jobs: list[Job], echoes: list[str], rid: str, st: ServerState,
                   body: CompletionRequest) -> AsyncIterator[str]:
+    model = st.model_name
     created = int(time.time())
 
     def chunk(index: int, text: str, finish: str | None = None, logprobs=None) -> str:
@@ -114,7 +129,8 @@ async def _stream(jobs: list[Job], echoes: list[str], rid: str, model: str,
             if d.index >= 0 and d.text:
                 yield chunk(p * body.n + d.index, d.text)
         for c in job.output.outputs:
-            lps = completion_logprobs(c.logprobs, len(echoes[p]), body.logprobs or 0)
+            lps = completion_logprobs(c.logprobs, len(echoes[p]), body.logprobs or 0,
+                                      _echoed_rows(st, body, job.output))
             yield chunk(p * body.n + c.index, "", c.finish_reason, lps)
 
     try:

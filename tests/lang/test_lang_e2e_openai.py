@@ -91,10 +91,7 @@ def city(s):
 
 
 def test_select_through_echoed_prompt_logprobs(openai_backend):
-    try:
-        state = city.run(backend=openai_backend)
-    except NotImplementedError as e:
-        assert "echo" in str(e)
-        pytest.skip("missing server piece: /v1/completions with echo=true and logprobs does "
-                    "not return the prompt tokens' logprobs")
+    state = city.run(backend=openai_backend)
     assert state["city"] == " Paris"
+    scores = state.get_meta_info("city")["scores"]
+    assert len(scores) == 3 and scores[1] == max(scores)

@@ -198,3 +198,13 @@ def test_flush_cache_empties_the_tree(engine_factory):
     assert engine.stats()["kv_slots_cached"] > 0
     assert engine.flush_cache() is True
     assert engine.stats()["kv_slots_cached"] == 0 and engine.stats()["kv_slots_used"] == 0
+
+
+def test_warm_computes_into_the_cache_and_is_free_without_one(engine_factory):
+    on, off = engine_factory(), engine_factory(disable_radix_cache=True)
+    assert on.warm("a trunk to keep") == 0
+    assert on.stats()["kv_slots_cached"] > 0 and on.warm("a trunk to keep") > 0
+    assert off.warm("a trunk to keep") == 0
+    assert off.stats()["prefill_tokens_computed"] == 0  # nowhere to keep it: nothing computed
+    with pytest.raises(ValueError, match="empty"):
+        off.warm([])

@@ -132,3 +132,13 @@ def test_multi_turn_with_tool_results(client, model):
     assert answer.choices[0].message.tool_calls is None and text and text.strip()
     # the earlier turns are a prefix of this prompt: they came from the radix cache
     assert answer.usage.prompt_tokens_details.cached_tokens > first.usage.prompt_tokens // 2
+
+
+def test_echoed_prompt_logprobs_rank_the_right_answer(client, model):
+    def last_token_logprob(prompt: str) -> float:
+        r = client.completions.create(model=model, prompt=prompt, max_tokens=1, echo=True,
+                                      logprobs=0, temperature=0)
+        return r.choices[0].logprobs.token_logprobs[r.usage.prompt_tokens - 1]
+
+    paris = last_token_logprob("The capital of France is Paris")
+    assert paris > -3 and paris > last_token_logprob("The capital of France is London") + 1

@@ -114,11 +114,27 @@ def test_completions_single_batch_tokens_echo(client, model):
     ids = client.completions.create(model=model, prompt=[100, 200, 300], max_tokens=3,
                                     extra_body={"ignore_eos": True})
     assert ids.usage.prompt_tokens == 3
-    echo = client.completions.create(model=model, prompt="Echo me", max_tokens=2, echo=True, logprobs=1,
+    echo = client.completions.create(model=model, prompt="Echo me", max_tokens=2, echo=True,
                                      extra_body={"ignore_eos": True})
-    assert echo.choices[0].text.startswith("Echo me")
-    lp = echo.choices[0].logprobs
-    assert len(lp.tokens) == 2 and lp.text_offset[0] == len("Echo me") and len(lp.top_logprobs[0]) == 1
+    assert echo.choices[0].text.startswith("Echo me") and echo.choices[0].logprobs is None
+
+
+def test_completions_echo_with_logprobs_scores_the_prompt_tokens(client, model):
+    prompt = "The capital of France is Paris"
+    r = client.completions.create(model=model, prompt=prompt, max_tokens=2, echo=True, logprobs=1,
+                                  temperature=0, extra_body={"ignore_eos": True})
+    lp = r.choices[0].logprobs
+    n_prompt = r.usage.prompt_tokens
+    assert len(lp.tokens) == n_prompt + 2
+    assert "".join(lp.tokens[:n_prompt]) == prompt
+    assert lp.text_offset[:2] == [0, len(lp.tokens[0])] and lp.text_offset[n_prompt] == len(prompt)
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # nothing precedes it
+    assert all(v <= 0 for v in lp.token_logprobs[1:]) and len(lp.top_logprobs[1]) == 1
+    # a prompt that differs only in its last token: the shared tokens get the same logprobs
+    other = client.completions.create(model=model, prompt="The capital of France is London",
+                                      max_tokens=1, echo=True, logprobs=0, temperature=0)
+    shared = other.choices[0].logprobs.token_logprobs[1:n_prompt - 1]
+    assert shared == pytest.approx(lp.token_logprobs[1:n_prompt - 1], abs=1e-3)
 
 
 def test_completions_default_is_16_tokens_and_streams(client, model):
