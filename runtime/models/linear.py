@@ -1,6 +1,7 @@
 """Linear layers and embeddings in each weight format the engine runs.
 
-    fp32 / bf16   dense weights, F.linear
+    fp32 / bf16   dense weights, F.linear (bf16 blocked once for oneDNN where the CPU has it:
+                  onednn.py)
     int8          int8 weights with one scale per output channel, torch's int8 weight-only op
     int4          4-bit weights in groups of 32 with a scale and zero each, torch's int4 op
     auto          both int4 and bf16: a step of few tokens (decoding) is bound by reading the
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quantize import GROUP, Int4Weight, Int8Weight
+from . import onednn
 
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
 # `auto` takes the 4-bit weights for steps of at most this many tokens (measured on the
@@ -49,7 +51,9 @@ class Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=self.dtype), requires_grad=False) \
             if bias else None
         # Buffers (filled by `load`), so a compiler sees them as inputs, not constants.
-        self.register_buffer("weight", None, persistent=False)  # dense (fp32, bf16, auto)
+        self.register_buffer("weight", None, persistent=False)  # dense (fp32; bf16, auto unpacked)
+        self.register_buffer("handle", None, persistent=False)  # bf16, auto: see onednn.py
+        self.packed = None  # the oneDNN weight `handle` names (held here, so it lives with us)
         self.register_buffer("q", None, persistent=False)  # int8 (N, K) / int4 packed
         self.register_buffer("scales", None, persistent=False)  # int8 (N,) / int4 (K/32, N, 2)
 
@@ -65,8 +69,10 @@ class Linear(nn.Module):
         elif self.fmt == "int8":
             w8 = Int8Weight.from_float(dense)
             self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
-        if self.fmt in ("fp32", "bf16", "auto"):
+        if self.fmt == "fp32" or (self.fmt in ("bf16", "auto") and not onednn.available()):
             self.weight = dense.to(self.dtype).contiguous()
+        elif self.fmt in ("bf16", "auto"):
+            self.packed, self.handle = onednn.pack(dense)
         if bias is not None:
             self.bias.data.copy_(bias)
 
@@ -76,7 +82,7 @@ class Linear(nn.Module):
             return self.weight[index].float()
         if self.fmt == "int8":
             return self.q[index].float() * self.scales[index].float()[..., None]
-        raise NotImplementedError("row access is not kept for int4 weights")
+        raise NotImplementedError(f"row access is not kept for {self.fmt} weights")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
@@ -84,6 +90,8 @@ class Linear(nn.Module):
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, GROUP, self.scales)
         elif self.fmt == "int8":
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
+        elif self.handle is not None:
+            return onednn.packed_linear(x, self.handle, self.bias, self.out_features)
         else:
             return F.linear(x, self.weight, self.bias)
         return y if self.bias is None else y + self.bias
@@ -134,10 +142,12 @@ class Embedding(nn.Module):
 
 
 class OutputHead(nn.Module):
-    """The output layer. Logits come from one matmul in the weight format (int4 and auto keep
-    a 4-bit copy of the table, 8x smaller than float32, which auto uses for few rows); `rows`
-    gives float32 rows of the best available table, for recomputing the best candidates
-    exactly. A tied head reads the embedding's table and stores only its 4-bit copy."""
+    """The output layer. Logits come from one matmul in the weight format: int4 and auto keep
+    a 4-bit copy of the table (8x smaller than float32, which auto uses for few rows); bf16
+    and auto keep a copy blocked for oneDNN where the CPU has it (measured 2.2x faster than
+    from the table itself at 32 rows: 2.3 ms instead of 5.1, for the table's size again).
+    `rows` gives float32 rows of the best available table, for recomputing the best
+    candidates exactly. A tied head reads the embedding's table and stores only its copies."""
 
     def __init__(self, num: int, dim: int, fmt: str, tied: Embedding | None):
         super().__init__()
@@ -145,17 +155,22 @@ class OutputHead(nn.Module):
         self.tied = tied
         self.table = None if tied is not None else Embedding(num, dim, fmt)
         self.int4 = Linear(dim, num, False, "int4") if fmt in ("int4", "auto") else None
+        self.bf16 = Linear(dim, num, False, "bf16") \
+            if fmt in ("bf16", "auto") and onednn.available() else None
 
     def load(self, weight: torch.Tensor) -> None:
         if self.table is not None:
             self.table.load(weight)
-        if self.int4 is not None:
-            self.int4.load(weight)
+        for copy in (self.int4, self.bf16):
+            if copy is not None:
+                copy.load(weight)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (N, dim) -> (N, num) float32."""
         if self.int4 is not None and (self.fmt == "int4" or hidden.shape[0] <= AUTO_INT4_MAX_TOKENS):
             return self.int4(hidden).float()
+        if self.bf16 is not None:
+            return self.bf16(hidden).float()
         return (self.tied or self.table).logits(hidden)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
