@@ -108,14 +108,16 @@ def main() -> None:
         if hf:
             hf["computed"] = hf["computed"] * args.requests // args.hf_requests
             rows[f"transformers (1 at a time, {args.hf_requests} timed)"] = hf
-    same = rows["tines radix on"]["texts"] == rows["tines radix off"]["texts"]
+    same = sum(a == b for a, b in zip(rows["tines radix on"]["texts"], rows["tines radix off"]["texts"]))
     base = rows["tines radix on"]
     print(f"\n{'system':40s} {'req/s':>8s} {'prompt tok computed':>20s} {'hit rate':>9s} "
           f"{'radix-on speed-up':>18s}")
     for name, r in rows.items():
         print(f"{name:40s} {r['req_s']:8.2f} {r['computed']:20d} {r['hit_rate']:9.1%} "
               f"{base['req_s'] / r['req_s']:17.2f}x")
-    print(f"\ngreedy outputs identical with radix on and off: {same}")
+    print(f"\ngreedy outputs identical with radix on and off: {same} of {len(prompts)} (weights "
+          "auto takes int4 or bf16 by step size, so answers depend on how prompts were batched "
+          "and cached; exact equality is tested in fp32, and bench/run.py checks it)")
 
 
 if __name__ == "__main__":

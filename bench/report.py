@@ -28,12 +28,13 @@ def agreement(m: Measurement, ref: Measurement | None) -> float | None:
     return sum(a == b for a, b in zip(m.answers[:k], ref.answers[:k])) / k if k else None
 
 
-def radix_equivalence(ms: Sequence[Measurement]) -> dict[str, list[int] | None]:
+def radix_equivalence(ms: Sequence[Measurement], on_name: str = TINES,
+                      off_name: str = TINES_OFF) -> dict[str, list[int] | None]:
     """Per workload: indices where greedy answers differ with the radix cache on vs off
     ([] = identical; None = not both measured)."""
     out: dict[str, list[int] | None] = {}
     for wl, rows in by_workload(ms).items():
-        on, off = rows.get(TINES), rows.get(TINES_OFF)
+        on, off = rows.get(on_name), rows.get(off_name)
         out[wl] = None if on is None or off is None else \
             [i for i, (a, b) in enumerate(zip(on.answers, off.answers)) if a != b]
     return out
@@ -100,7 +101,7 @@ def write_json(path: Path, ms: Sequence[Measurement], meta: dict[str, Any]) -> N
                               if ref is not None and m.programs_per_s else None),
             "answers_equal_to_tines": agreement(m, ref), "notes": m.notes, "answers": m.answers,
         })
-    doc = {**meta, "radix_on_off_mismatches": radix_equivalence(ms), "results": rows}
+    doc = {**meta, "results": rows}
     path.write_text(json.dumps(doc, indent=1, default=str))
 
 

@@ -65,10 +65,11 @@ class TinesSystem:
     fields from `--tines-opt`), the radix cache on or off."""
 
     def __init__(self, model: Path, opts: dict[str, Any], radix: bool,
-                 probe_tokens: int = probe.DECODE_TOKENS) -> None:
+                 probe_tokens: int | None = probe.DECODE_TOKENS, label: str = "") -> None:
+        """probe_tokens=None: no raw-speed probe. `label` goes into the name ("tines fp32")."""
         self.model, self.opts, self.radix = model, dict(opts), radix
         self.probe_tokens = probe_tokens
-        self.name = "tines" if radix else "tines (radix off)"
+        self.name = f"tines{label}" if radix else f"tines{label} (radix off)"
         self.engine: Any = None
         self.speed: dict[str, float] = {}
 
@@ -82,7 +83,7 @@ class TinesSystem:
         # First forward passes and the grammar vocabulary are one-time costs, like a load.
         self.engine.generate("Hello there", SamplingParams(max_new_tokens=4, temperature=0))
         self.engine.generate("Pick:", SamplingParams(max_new_tokens=2, regex="[ab]"))
-        if self.radix:  # the same model code either way: probed once
+        if self.radix and self.probe_tokens:  # the same model code either way: probed once
             self.speed = probe.probe_tines(self.engine, self.probe_tokens)
         return None
 
