@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from tines.backend import ScoreResult
 from tines.runtime.outputs import RequestOutput, StreamDelta, TokenLogprob
 from tines.runtime.sampling_params import SamplingParams
-from tines.runtime.scoring import start_token, unconditional_requests
 
 if TYPE_CHECKING:
     from tines.runtime.engine import Engine
@@ -106,6 +105,8 @@ class LocalBackend:
         return self.engine.astream(self._prompt(text), params)
 
     def score(self, text: str, choices: list[str], unconditional: bool = False) -> ScoreResult:
+        from tines.runtime.scoring import unconditional_requests
+
         engine = self.engine
         scores = engine.score(text, choices)
         uncond = engine.score(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
@@ -113,6 +114,8 @@ class LocalBackend:
 
     async def ascore(self, text: str, choices: list[str],
                      unconditional: bool = False) -> ScoreResult:
+        from tines.runtime.scoring import unconditional_requests
+
         engine = self.engine
         scores = await engine.ascore(text, choices)
         uncond = await engine.ascore(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
@@ -136,6 +139,8 @@ class LocalBackend:
 
     def _prompt(self, text: str) -> str | list[int]:
         """An empty text becomes the start-of-document token: the model needs one input."""
+        from tines.runtime.scoring import start_token
+
         return text or [start_token(self.engine.tokenizer)]
 
     def _tokens(self, ids: Sequence[int], logprobs: Sequence[float]) -> list[TokenLogprob]:

@@ -29,6 +29,7 @@ from .engine_core import EngineCore
 from .handle import RequestHandle
 from .kv_pool import KVPool
 from .loader import load_model
+from .malloc_tuning import keep_step_memory_in_heap
 from .model_runner import ModelRunner
 from .models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
 from .outputs import RequestOutput, StreamDelta
@@ -90,6 +91,7 @@ class Engine:
     def _build(self) -> None:
         """Load the model and make the engine's parts (on the engine thread)."""
         cfg = self.cfg
+        keep_step_memory_in_heap()
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         loaded = load_model(self.model_path, cfg.weights, cfg.max_model_len)
