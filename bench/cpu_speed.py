@@ -7,6 +7,7 @@ of `tines serve` per weight format. Each system runs in its own process: two lib
 two engines) running torch ops on different threads of one process slow each other down.
 
     .venv/bin/python bench/cpu_speed.py [--formats auto,int4,bf16] [--no-peers] [--no-memory]
+    .venv/bin/python bench/cpu_speed.py --profile auto:1     # where a decode step's time goes
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ def bench_tines(path, weights: str, compile: bool = True) -> dict:
                                             lambda: engine.generate(prompts, params))
     engine.shutdown()
     return out
+
+
+def profile_decode(path, weights: str, batch: int, steps: int = 32) -> None:
+    """Top ops by self time over `steps` compiled decode steps of `batch` sequences."""
+    engine = Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
+                    disable_radix_cache=True, compile=True)
+    prompts = [prompt_ids(16, 100 + i) for i in range(batch)]
+    params = SamplingParams(temperature=0, max_new_tokens=steps, ignore_eos=True)
+    engine.generate(prompts, params)
+    prof = torch.profiler.profile()
+    engine.call(lambda core: prof.__enter__())  # on the engine thread, which runs the ops
+    engine.generate(prompts, params)
+    engine.call(lambda core: prof.__exit__(None, None, None))
+    engine.shutdown()
+    print(f"tines {weights}, batch {batch}, {steps} decode steps:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 def bench_transformers(path) -> dict | None:
@@ -204,10 +221,15 @@ def main() -> None:
                     help="tines weight formats; append :eager to measure without compiling")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--profile", metavar="FORMAT:BATCH",
+                    help="instead: profile tines' decode step (e.g. auto:1) and print top ops")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker)
+    if args.profile:
+        fmt, _, batch = args.profile.partition(":")
+        return profile_decode(pull(quiet=True), fmt, int(batch or 1))
     path = pull(quiet=True)
     print(f"threads {THREADS}, load average {os.getloadavg()[0]:.1f}")
     rows: dict[str, dict] = {}
