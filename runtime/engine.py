@@ -87,6 +87,8 @@ class Engine:
         _live_engines.add(self)
         if cfg.compile:
             self._warm_up_compiled_decode()
+        else:
+            self._warm_up()
 
     def _build(self) -> None:
         """Load the model and make the engine's parts (on the engine thread)."""
@@ -122,6 +124,15 @@ class Engine:
             return
         ready.put(None)
         self._loop()
+
+    def _warm_up(self) -> None:
+        """One short request at start: the first forward pass pays the libraries' one-time
+        set-up (1.6 s for the default model here), which belongs to loading, not to the
+        first user request."""
+        vocab = self.model_config.vocab_size
+        prompt = [1 + i % (vocab - 1) for i in range(2 * AUTO_INT4_MAX_TOKENS)]  # both matmul paths
+        self.generate(prompt, SamplingParams(temperature=0, max_new_tokens=2, ignore_eos=True))
+        self.call(_reset_after_warm_up)
 
     def _warm_up_compiled_decode(self) -> None:
         """Compile now, not on the first user request: decode steps of one sequence and of
