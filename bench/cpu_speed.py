@@ -47,10 +47,14 @@ def prompt_ids(n: int, seed: int) -> list[int]:
     return torch.randint(1000, 40000, (n,), generator=g).tolist()
 
 
+def tines_engine(path, weights: str, compile: bool = True) -> Engine:
+    return Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
+                  disable_radix_cache=True, compile=compile)
+
+
 def bench_tines(path, weights: str, compile: bool = True) -> dict:
     t = time.perf_counter()
-    engine = Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
-                    disable_radix_cache=True, compile=compile)
+    engine = tines_engine(path, weights, compile)
     load = time.perf_counter() - t  # with the compiled decode's warm-up
     one = SamplingParams(temperature=0, max_new_tokens=1)
     engine.generate(prompt_ids(64, 0), SamplingParams(temperature=0, max_new_tokens=8))  # warm-up
@@ -68,8 +72,7 @@ def bench_tines(path, weights: str, compile: bool = True) -> dict:
 
 def profile_decode(path, weights: str, batch: int, steps: int = 32) -> None:
     """Top ops by self time over `steps` compiled decode steps of `batch` sequences."""
-    engine = Engine(str(path), weights=weights, kv_tokens=16384, num_threads=THREADS,
-                    disable_radix_cache=True, compile=True)
+    engine = tines_engine(path, weights)
     prompts = [prompt_ids(16, 100 + i) for i in range(batch)]
     params = SamplingParams(temperature=0, max_new_tokens=steps, ignore_eos=True)
     engine.generate(prompts, params)

@@ -137,7 +137,7 @@ class Engine:
     def _warm_up_compiled_decode(self) -> None:
         """Compile now, not on the first user request: decode steps of one sequence and of
         several (which makes batch size and context length dynamic), then forget them."""
-        self.call(lambda core: core.runner.model.compile_decode())
+        self.call(lambda core: self.model.compile_decode())
         greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
         self.generate([1, 2, 3], greedy)
         self.generate([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
@@ -269,17 +269,20 @@ class Engine:
         """Each continuation's token logprobs given the prefix. All are submitted together:
         the prefix is computed once and the others extend it from the radix cache."""
         reqs = continuation_requests(self, prefix, continuations)
-        handles = self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
-                                    prefill_only=True, logprob_starts=[s for _, s in reqs])
+        handles = self._submit_scoring(reqs)
         return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
 
     async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
         reqs = continuation_requests(self, prefix, continuations)
-        handles = self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
-                                    prefill_only=True, logprob_starts=[s for _, s in reqs],
-                                    loop=asyncio.get_running_loop())
+        handles = self._submit_scoring(reqs, asyncio.get_running_loop())
         outs = await asyncio.gather(*(h.aresult() for h in handles))
         return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
+
+    def _submit_scoring(self, reqs: list[tuple[list[int], int]],
+                        loop: asyncio.AbstractEventLoop | None = None) -> list[RequestHandle]:
+        """Prefill-only requests (ids, first scored position), submitted together."""
+        return self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
+                                 prefill_only=True, logprob_starts=[s for _, s in reqs], loop=loop)
 
     def warm(self, prompt: Prompt) -> int:
         """Compute a prompt into the radix cache (a fork trunk, a batch's shared prefix) and

@@ -47,7 +47,7 @@ def continuation_requests(engine: Engine, prefix: Prompt, continuations: Sequenc
         else:
             cont_ids = tok.encode(cont, add_special_tokens=False) if isinstance(cont, str) else list(cont)
             full = prefix_ids + cont_ids
-        start = _common_len(prefix_ids, full)
+        start = common_prefix_len(prefix_ids, full)
         if start >= len(full):
             raise ValueError(f"continuation {cont!r} adds no tokens to the prefix")
         if start == 0:  # nothing to condition the first token on: give it a start token
@@ -77,7 +77,8 @@ def score_of(output: RequestOutput, start: int) -> ContinuationScore:
                              len(output.prompt_token_ids), output.num_cached_tokens)
 
 
-def _common_len(a: list[int], b: list[int]) -> int:
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens a and b share."""
     n = min(len(a), len(b))
     for i in range(n):
         if a[i] != b[i]:

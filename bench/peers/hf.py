@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tines.runtime.scoring import common_prefix_len
+
 from peers.tally import Tally
-from workloads.common import common_prefix_len
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tines.runtime.scoring import common_prefix_len
 
 from peers.tally import Tally
-from workloads.common import common_prefix_len
 
 N_CTX = 4096
 N_THREADS = 2  # the machine's cores, as torch uses for tines and transformers

@@ -31,14 +31,6 @@ def pick(logprobs: Sequence[Sequence[float]]) -> int:
     return max(range(len(means)), key=means.__getitem__)
 
 
-def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
 def parse_json(text: str | None) -> Any:
     """The parsed value, or None when `text` is not JSON."""
     if not isinstance(text, str):
