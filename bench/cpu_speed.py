@@ -6,8 +6,8 @@ peer, with the ratio of tines' default format (auto) to each peer; then peak res
 of `tines serve` per weight format. Each system runs in its own process: two libraries (or
 two engines) running torch ops on different threads of one process slow each other down.
 
-    .venv/bin/python bench/cpu_speed.py [--formats auto,int4,bf16] [--no-peers] [--no-memory]
-    .venv/bin/python bench/cpu_speed.py --profile auto:1     # where a decode step's time goes
+    .venv/bin/python -m bench.cpu_speed [--formats auto,int4,bf16] [--no-peers] [--no-memory]
+    .venv/bin/python -m bench.cpu_speed --profile auto:1     # where a decode step's time goes
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def bench_llama_cpp(path) -> dict | None:
         return None
     from contextlib import nullcontext
 
-    from peers.llamacpp import _without_extra_buffers, extra_buffers_work
+    from bench.peers.llamacpp import _without_extra_buffers, extra_buffers_work
 
     repack = extra_buffers_work(path)
     if not repack:
@@ -192,8 +192,10 @@ def run_isolated(system: str) -> dict | None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, __file__, "--worker", system], capture_output=True,
-                          text=True)
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "bench.cpu_speed", "--worker", system],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{") or ln == "null"]
     if proc.returncode or not lines:
         print(f"{system}: failed ({proc.stderr.strip().splitlines()[-1:]})")

@@ -13,7 +13,7 @@ For schemas from simple to deeply nested:
   vs unconstrained decoding of as many tokens, and constrained with jump-forward on vs off
   (8 requests at once per schema, greedy; every constrained answer validated).
 
-    python bench/grammar.py [--repeat 3] [--no-engine]
+    python -m bench.grammar [--repeat 3] [--no-engine]
 """
 
 from __future__ import annotations

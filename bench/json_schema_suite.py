@@ -2,7 +2,7 @@
 per keyword file, how many test groups compile (and agree on every case), are rejected as
 unsupported (UnsupportedSchemaError), or disagree (a bug: the test suite fails on any).
 
-    python bench/json_schema_suite.py [SUITE_DIR]   # default: ../shared/data/.../draft2020-12
+    python -m bench.json_schema_suite [SUITE_DIR]   # default: ../shared/data/.../draft2020-12
 """
 
 from __future__ import annotations

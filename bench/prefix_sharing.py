@@ -4,7 +4,7 @@ Prints requests/s and prompt tokens actually computed for tines with the radix c
 it off, and for Hugging Face transformers `generate` run one request at a time (on a subset,
 since it is slow; its rate is per request, so the ratio holds), all in one run.
 
-    .venv/bin/python bench/prefix_sharing.py [--requests 64] [--hf-requests 8]
+    .venv/bin/python -m bench.prefix_sharing [--requests 64] [--hf-requests 8]
 """
 
 from __future__ import annotations

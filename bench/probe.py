@@ -9,7 +9,7 @@ import random
 import time
 from typing import Any
 
-from workloads.synth import paragraph
+from bench.workloads.synth import paragraph
 
 PREFILL_TOKENS = 512
 DECODE_TOKENS = 64

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from systems import Measurement
+from bench.systems import Measurement
 
 TINES, TINES_OFF = "tines", "tines (radix off)"
 

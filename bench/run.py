@@ -8,9 +8,9 @@ table gives programs/s, output tokens/s, prompt tokens per program (given and ac
 computed), cache hit rate, agreement with tines' answers and tines' speed-up. Results go to
 bench/results/run-<timestamp>.json and .png.
 
-    .venv/bin/python bench/run.py --quick                  # < 5 minutes
-    .venv/bin/python bench/run.py                          # the full run, < 30 minutes
-    .venv/bin/python bench/run.py --tines-opt weights=int4 --systems tines,llama.cpp
+    .venv/bin/python -m bench.run --quick                  # < 5 minutes
+    .venv/bin/python -m bench.run                          # the full run, < 30 minutes
+    .venv/bin/python -m bench.run --tines-opt weights=int4 --systems tines,llama.cpp
 
 transformers recomputes everything on every call, so its time per program does not depend
 on how many it runs: it runs the first `hf_n` inputs of each workload (shown as n).
@@ -39,9 +39,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import report  # noqa: E402
-from systems import LlamaCppSystem, Measurement, TinesSystem, TransformersSystem  # noqa: E402
-from workloads import WORKLOADS  # noqa: E402
+from bench import report  # noqa: E402
+from bench.systems import LlamaCppSystem, Measurement, TinesSystem, TransformersSystem  # noqa: E402
+from bench.workloads import WORKLOADS  # noqa: E402
 
 # Programs per workload, (quick, full), for every system...
 SIZES: dict[str, tuple[int, int]] = {

@@ -8,7 +8,7 @@ the client sees: from sending the request to the first content chunk. Each level
 an in-process Engine (no HTTP, same asyncio client shape) right after, as the peer, so the
 table shows what serving over HTTP costs.
 
-    .venv/bin/python bench/serve_load.py [--model PATH] [--max-tokens 32] [--levels 1,8,32]
+    .venv/bin/python -m bench.serve_load [--model PATH] [--max-tokens 32] [--levels 1,8,32]
 """
 
 from __future__ import annotations

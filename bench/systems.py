@@ -16,8 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import probe
-from peers.tally import Tally
+from bench import probe
+from bench.peers.tally import Tally
 
 
 @dataclass(slots=True)
@@ -125,7 +125,7 @@ class TransformersSystem:
             import transformers  # noqa: F401
         except ImportError as e:
             return f"not installed ({e}); `make bench-peers` installs it"
-        from peers.hf import HFPeer
+        from bench.peers.hf import HFPeer
 
         self.hf = HFPeer(self.model, self.dtype)
         self.hf.generate("Hello there", 2)
@@ -162,7 +162,7 @@ class LlamaCppSystem:
             import llama_cpp  # noqa: F401
         except ImportError as e:
             return f"not installed ({e}); `make bench-peers` installs it"
-        from peers.llamacpp import LlamaPeer, extra_buffers_work
+        from bench.peers.llamacpp import LlamaPeer, extra_buffers_work
 
         self.extra_buffers = extra_buffers_work(self.model)
         peer = LlamaPeer(self.model, extra_buffers=self.extra_buffers, prompt_cache=False)
@@ -174,7 +174,7 @@ class LlamaCppSystem:
         return None
 
     def run(self, wl: ModuleType, inputs: list[dict]) -> Measurement:
-        from peers.llamacpp import LlamaPeer
+        from bench.peers.llamacpp import LlamaPeer
 
         llm = LlamaPeer(self.model, extra_buffers=self.extra_buffers, **wl.LLAMA_SETTINGS)
         llm.warm_up()

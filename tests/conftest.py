@@ -26,7 +26,7 @@ def default_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory, default_model_path) -> Path:
-    from tiny_models import save_default_tokenizer
+    from tests.tiny_models import save_default_tokenizer
 
     return save_default_tokenizer(tmp_path_factory.mktemp("tokenizer"), default_model_path)
 
@@ -34,7 +34,7 @@ def tokenizer_dir(tmp_path_factory, default_model_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """A 2-layer random Llama (GQA 4/2 heads, head dim 16) with the real vocabulary."""
-    from tiny_models import save_tiny_model
+    from tests.tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), tokenizer_dir, "llama")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1] / "src"
 FOLDERS = {"lang": "tines", "runtime": "tines.runtime", "grammar": "tines.grammar",
            "kernels": "tines.kernels"}
 SUBPACKAGES = ("runtime", "grammar", "kernels")
@@ -157,4 +157,4 @@ def test_layer_of_modules() -> None:
 def test_importing_tines_loads_no_torch() -> None:
     code = "import sys, tines; assert 'torch' not in sys.modules, 'torch'; " \
            "assert 'pydantic' not in sys.modules, 'pydantic'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)

@@ -17,7 +17,7 @@ from typing import Any
 
 from tines.runtime.scoring import common_prefix_len
 
-from peers.tally import Tally
+from bench.peers.tally import Tally
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

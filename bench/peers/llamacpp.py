@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tines.runtime.scoring import common_prefix_len
 
-from peers.tally import Tally
+from bench.peers.tally import Tally
 
 N_CTX = 4096
 N_THREADS = 2  # the machine's cores, as torch uses for tines and transformers

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from workloads import (hellaswag, json_extraction, mmlu, multi_turn_chat, react_agent,
+from bench.workloads import (hellaswag, json_extraction, mmlu, multi_turn_chat, react_agent,
                        tree_of_thought)
 
 WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (

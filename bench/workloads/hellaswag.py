@@ -9,8 +9,8 @@ import random
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers, pick
-from workloads.synth import ADJECTIVES, NOUNS, VERBS, name, sentence
+from bench.workloads.common import GREEDY, answers, pick
+from bench.workloads.synth import ADJECTIVES, NOUNS, VERBS, name, sentence
 
 NAME = "hellaswag"
 TITLE = "sentence completion (select over 4 long endings)"

@@ -12,8 +12,8 @@ import random
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers, parse_json, validates
-from workloads.synth import CITIES, SKILLS, name, sentence
+from bench.workloads.common import GREEDY, answers, parse_json, validates
+from bench.workloads.synth import CITIES, SKILLS, name, sentence
 
 NAME = "json_extraction"
 TITLE = "JSON extraction (7 fields, enums, nesting; json_schema)"

@@ -11,8 +11,8 @@ import random
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers, pick
-from workloads.synth import CITIES, NOUNS, SUBJECTS, paragraph, sentence
+from bench.workloads.common import GREEDY, answers, pick
+from bench.workloads.synth import CITIES, NOUNS, SUBJECTS, paragraph, sentence
 
 NAME = "mmlu"
 TITLE = "5-shot multiple choice (~1k-token shared prefix, select A-D)"

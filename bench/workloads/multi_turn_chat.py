@@ -9,8 +9,8 @@ import random
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers
-from workloads.synth import CITIES, NOUNS, name, sentence
+from bench.workloads.common import GREEDY, answers
+from bench.workloads.synth import CITIES, NOUNS, name, sentence
 
 NAME = "multi_turn_chat"
 TITLE = "multi-turn chat (4 turns, whole history each turn)"

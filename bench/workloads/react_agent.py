@@ -14,8 +14,8 @@ import zlib
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers, parse_json, validates
-from workloads.synth import CITIES, NOUNS, name, sentence
+from bench.workloads.common import GREEDY, answers, parse_json, validates
+from bench.workloads.synth import CITIES, NOUNS, name, sentence
 
 NAME = "react_agent"
 TITLE = "ReAct agent (3 x thought, JSON tool call, observation)"

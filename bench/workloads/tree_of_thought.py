@@ -13,8 +13,8 @@ import random
 from typing import Any
 
 import tines
-from workloads.common import GREEDY, answers
-from workloads.synth import NOUNS, name
+from bench.workloads.common import GREEDY, answers
+from bench.workloads.synth import NOUNS, name
 
 NAME = "tree_of_thought"
 TITLE = "tree of thought (fork 3 x 3, an answer per leaf)"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from workloads import WORKLOADS
-from workloads.common import pick
-from workloads.react_agent import observe
+from bench.workloads import WORKLOADS
+from bench.workloads.common import pick
+from bench.workloads.react_agent import observe
 
 NAMES = list(WORKLOADS)
 

@@ -55,9 +55,8 @@ def real_compiler(real_vocab) -> GrammarCompiler:
 def hf_tokenizer(gguf_metadata, request, tmp_path_factory):
     """The default model's tokenizer as a `tokenizers.Tokenizer` (`encode(text).ids`).
 
-    transformers converts it from the GGUF once (~7 s, in a subprocess so the repo's
-    top-level folders on sys.path do not confuse its package probing); the result is cached
-    as tokenizer.json in pytest's cache."""
+    transformers converts it from the GGUF once (~7 s, in a subprocess so this process does not
+    pay for importing transformers); the result is cached as tokenizer.json in pytest's cache."""
     from tokenizers import Tokenizer
 
     from tines.runtime.registry import cached_path

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from kernel_cases import naive_plan_attention
+from tests.kernels.kernel_cases import naive_plan_attention
 from tines import kernels
 from tines.runtime.engine import Engine
 from tines.runtime.sampling_params import SamplingParams

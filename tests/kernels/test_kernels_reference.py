@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernel_cases import naive_attention, naive_bitmask, naive_plan_attention, pack_bitmask, \
+from tests.kernels.kernel_cases import naive_attention, naive_bitmask, naive_plan_attention, pack_bitmask, \
     random_pool, scattered_batch
 from tines.kernels import AttentionPlan, add_rms_norm_ref, apply_rotary_ref, \
     apply_token_bitmask_ref, attention_ref, decode_attention_ref, extend_attention_ref, \

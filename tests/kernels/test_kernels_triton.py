@@ -19,7 +19,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from kernel_cases import pack_bitmask, random_pool, scattered_batch  # noqa: E402
+from tests.kernels.kernel_cases import pack_bitmask, random_pool, scattered_batch  # noqa: E402
 from tines import kernels  # noqa: E402
 from tines.kernels import AttentionPlan  # noqa: E402
 from tines.kernels.triton_decode_attention import decode_attention, num_kv_splits  # noqa: E402

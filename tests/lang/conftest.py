@@ -30,7 +30,7 @@ def local_backend(default_engine):
 def lang_server(default_engine):
     """The server's app over the default engine; skips (naming why) if it cannot start."""
     try:
-        from e2e_server import start_server
+        from tests.lang.e2e_server import start_server
         live = start_server(default_engine)
     except Exception as e:  # noqa: BLE001 (the server is being written alongside)
         pytest.skip(f"the tines server app does not start: {type(e).__name__}: {e}")

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 import tines
-from lang_scripts import by_suffix
+from tests.lang.lang_scripts import by_suffix
 
 TRUNK = "Question: how to sleep better?\n"
 TIPS = {f"Tip {i}: ": f"tip{i}" for i in range(4)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import tines
-from lang_scripts import by_suffix
+from tests.lang.lang_scripts import by_suffix
 
 
 def test_program_and_function_make_programs():

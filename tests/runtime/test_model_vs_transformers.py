@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forward import full_logits
+from tests.forward import full_logits
 from tines.runtime.loader import load_model
 from tines.runtime.sampling_params import SamplingParams
 
@@ -67,7 +67,7 @@ def test_gguf_greedy_48_tokens_match_transformers(hf_gguf, default_engine):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
 def test_safetensors_logits_match_transformers(arch, tmp_path, tokenizer_dir):
-    from tiny_models import save_tiny_model
+    from tests.tiny_models import save_tiny_model
 
     folder = save_tiny_model(tmp_path / arch, tokenizer_dir, arch, seed=3,
                              tie_word_embeddings=arch != "llama", num_key_value_heads=1)
@@ -85,7 +85,7 @@ def test_safetensors_logits_match_transformers(arch, tmp_path, tokenizer_dir):
      "original_max_position_embeddings": 64},
 ])
 def test_rope_scaling_matches_transformers(rope, tmp_path, tokenizer_dir):
-    from tiny_models import save_tiny_model
+    from tests.tiny_models import save_tiny_model
 
     folder = save_tiny_model(tmp_path / "m", tokenizer_dir, "llama", seed=5,
                              rope_parameters={"rope_theta": 10000.0, **rope}, head_dim=32,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType, quants
 
-from forward import full_logits
+from tests.forward import full_logits
 from tines.runtime.loader import load_model
 from tines.runtime.models.linear import Embedding, Linear
 from tines.runtime.quantize import Int4Weight, Int8Weight

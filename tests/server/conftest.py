@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from live_server import start_server
+from tests.server.live_server import start_server
 from tines.runtime.engine import Engine
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from live_server import needs_grammar, start_server
+from tests.server.live_server import needs_grammar, start_server
 from tines.runtime.engine import Engine
 
 TEXT = "<|im_start|>user\nhi<|im_end|>\n"

@@ -10,7 +10,7 @@ import json
 import jsonschema
 import pytest
 
-from live_server import needs_grammar, needs_tool_grammar
+from tests.server.live_server import needs_grammar, needs_tool_grammar
 
 pytestmark = pytest.mark.model
 

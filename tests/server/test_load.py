@@ -12,8 +12,8 @@ import jsonschema
 import openai
 import pytest
 
-from live_server import grammar_available
-from test_native_api import metric
+from tests.server.live_server import grammar_available
+from tests.server.test_native_api import metric
 
 CLIENTS, REQUESTS_PER_CLIENT, MAX_TOKENS = 32, 4, 12
 # Finite on purpose: a random model under an open-ended schema (strings, or integers, where

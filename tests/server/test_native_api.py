@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from live_server import needs_grammar
+from tests.server.live_server import needs_grammar
 
 GREEDY = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
 

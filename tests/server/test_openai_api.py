@@ -10,7 +10,7 @@ import re
 import jsonschema
 import pytest
 
-from live_server import needs_grammar, needs_tool_grammar
+from tests.server.live_server import needs_grammar, needs_tool_grammar
 
 CHAT = [{"role": "user", "content": "Say something."}]
 

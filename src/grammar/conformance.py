@@ -28,7 +28,7 @@ from .errors import EmptyLanguageError, GrammarError, UnsupportedSchemaError
 from .vocabulary import TokenVocabulary
 
 MAX_ORDERS = 256
-DEFAULT_SUITE = (Path(__file__).resolve().parents[2]
+DEFAULT_SUITE = (Path(__file__).resolve().parents[3]
                  / "shared/data/json-schema-test-suite/draft2020-12")
 
 
