@@ -21,8 +21,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from tines.runtime.engine import Engine  # noqa: E402
-from tines.runtime.registry import pull  # noqa: E402
+from tines.runtime.engine.engine import Engine  # noqa: E402
+from tines.runtime.models.registry import pull  # noqa: E402
 from tines.runtime.sampling_params import SamplingParams  # noqa: E402
 
 THREADS = 2

@@ -89,8 +89,8 @@ CASES = [
 
 def load_default_model():
     """(TokenVocabulary, encode, token strings, path) for the default model."""
-    from tines.runtime.gguf_file import GGUFFile
-    from tines.runtime.registry import cached_path
+    from tines.runtime.models.gguf_file import GGUFFile
+    from tines.runtime.models.registry import cached_path
 
     path = cached_path()
     md = GGUFFile(path).metadata
@@ -318,7 +318,7 @@ def bench_engine_decoding(batch: int = 8, max_tokens: int = 512) -> None:
     """Output tokens/s on the engine: constrained (jump-forward on, off) vs unconstrained."""
     import jsonschema
 
-    from tines.runtime.engine import Engine
+    from tines.runtime.engine.engine import Engine
     from tines.runtime.sampling_params import SamplingParams
 
     print(f"\nengine decoding, default model, {batch} requests at once per schema, greedy "

@@ -17,8 +17,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from tines.runtime.engine import Engine  # noqa: E402
-from tines.runtime.registry import pull  # noqa: E402
+from tines.runtime.engine.engine import Engine  # noqa: E402
+from tines.runtime.models.registry import pull  # noqa: E402
 from tines.runtime.sampling_params import SamplingParams  # noqa: E402
 
 SUBJECTS = ["geography", "arithmetic", "biology", "history", "chemistry", "astronomy"]

@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     from dataclasses import fields
 
-    from tines.runtime.engine_config import EngineConfig
+    from tines.runtime.engine.config import EngineConfig
     known = {f.name for f in fields(EngineConfig)} - {"model", "disable_radix_cache"}
     bad = sorted({k for k, _ in args.tines_opt} - known)
     if bad:
@@ -175,7 +175,7 @@ def run_system(key: str, system: Any, plan: dict[str, dict[str, int]],
 def model_path(args: argparse.Namespace) -> Path:
     if args.model is not None:
         return args.model
-    from tines.runtime.registry import pull
+    from tines.runtime.models.registry import pull
     return pull(quiet=True)
 
 

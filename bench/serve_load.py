@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--kv-tokens", type=int, default=16384)
     ap.add_argument("--no-peer", action="store_true", help="skip the in-process engine runs")
     args = ap.parse_args()
-    from tines.runtime.registry import resolve_model
+    from tines.runtime.models.registry import resolve_model
 
     model = str(args.model if args.model and os.path.exists(args.model) else resolve_model(args.model))
     levels = [int(x) for x in args.levels.split(",")]
@@ -157,7 +157,7 @@ def main() -> None:
         served = httpx.get(url + "/v1/models").json()["data"][0]["id"]
         asyncio.run(http_level(url, served, 2, 1, 4))  # warm-up
         if not args.no_peer:
-            from tines.runtime.engine import Engine
+            from tines.runtime.engine.engine import Engine
 
             engine = Engine(model, kv_tokens=args.kv_tokens)
             asyncio.run(engine_level(engine, 2, 1, 4))

@@ -75,7 +75,7 @@ class TinesSystem:
 
     def open(self) -> str | None:
         from tines.local import LocalBackend
-        from tines.runtime.engine import Engine
+        from tines.runtime.engine.engine import Engine
         from tines.runtime.sampling_params import SamplingParams
 
         self.engine = Engine(str(self.model), disable_radix_cache=not self.radix, **self.opts)

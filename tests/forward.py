@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tines.kernels import AttentionBatch, AttentionPlan
-from tines.runtime.kv_pool import KVPool
+from tines.runtime.cache.kv_pool import KVPool
 from tines.runtime.models.llama import ForwardBatch
 
 

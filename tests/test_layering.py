@@ -121,6 +121,7 @@ def test_no_forbidden_arrows() -> None:
 @pytest.mark.parametrize("source, module, expected", [
     ("from ... import kernels\n", "runtime/models/llama.py", "tines.kernels"),
     ("from ..config import X\n", "runtime/models/rope.py", "tines.runtime.config"),
+    ("from .config import X\n", "runtime/models/rope.py", "tines.runtime.models.config"),
     ("from . import ir\n", "lang/state.py", "tines"),
     ("from tines import gen\n", "runtime/engine.py", "tines"),
 ])

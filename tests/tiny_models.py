@@ -86,8 +86,8 @@ def save_tiny_model(folder: Path, tokenizer_dir: Path, arch: str = "llama", seed
 
 def save_default_tokenizer(folder: Path, gguf_path: Path) -> Path:
     """The default model's tokenizer and chat template as a Hugging Face tokenizer folder."""
-    from tines.runtime.gguf_file import GGUFFile
-    from tines.runtime.tokenizer import Tokenizer
+    from tines.runtime.models.gguf_file import GGUFFile
+    from tines.runtime.tokenizer.tokenizer import Tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     md = GGUFFile(gguf_path).metadata

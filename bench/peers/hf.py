@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tines.runtime.scoring import common_prefix_len
+from tines.runtime.engine.scoring import common_prefix_len
 
 from bench.peers.tally import Tally
 

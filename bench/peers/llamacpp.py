@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tines.runtime.scoring import common_prefix_len
+from tines.runtime.engine.scoring import common_prefix_len
 
 from bench.peers.tally import Tally
 

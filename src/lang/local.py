@@ -36,8 +36,8 @@ from tines.runtime.outputs import RequestOutput, StreamDelta, TokenLogprob
 from tines.runtime.sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from tines.runtime.engine import Engine
-    from tines.runtime.scoring import ContinuationScore
+    from tines.runtime.engine.engine import Engine
+    from tines.runtime.engine.scoring import ContinuationScore
 
 
 class LocalBackend:
@@ -67,7 +67,7 @@ class LocalBackend:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    from tines.runtime.engine import Engine
+                    from tines.runtime.engine.engine import Engine
                     self._engine = Engine(self._model, **self._engine_kwargs)
         return self._engine
 
@@ -105,7 +105,7 @@ class LocalBackend:
         return self.engine.astream(self._prompt(text), params)
 
     def score(self, text: str, choices: list[str], unconditional: bool = False) -> ScoreResult:
-        from tines.runtime.scoring import unconditional_requests
+        from tines.runtime.engine.scoring import unconditional_requests
 
         engine = self.engine
         scores = engine.score(text, choices)
@@ -114,7 +114,7 @@ class LocalBackend:
 
     async def ascore(self, text: str, choices: list[str],
                      unconditional: bool = False) -> ScoreResult:
-        from tines.runtime.scoring import unconditional_requests
+        from tines.runtime.engine.scoring import unconditional_requests
 
         engine = self.engine
         scores = await engine.ascore(text, choices)
@@ -139,7 +139,7 @@ class LocalBackend:
 
     def _prompt(self, text: str) -> str | list[int]:
         """An empty text becomes the start-of-document token: the model needs one input."""
-        from tines.runtime.scoring import start_token
+        from tines.runtime.engine.scoring import start_token
 
         return text or [start_token(self.engine.tokenizer)]
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .registry import DEFAULT_MODEL, PullError
+from .models.registry import DEFAULT_MODEL, PullError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pull":
-            from .registry import pull
+            from .models.registry import pull
 
             print(pull(args.name))
             return 0
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    from .engine.engine import Engine
     from .sampling_params import SamplingParams
 
     t0 = time.perf_counter()

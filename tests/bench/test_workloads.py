@@ -17,7 +17,7 @@ NAMES = list(WORKLOADS)
 def tiny_backends(tiny_model_dir):
     """(radix on, radix off) LocalBackends over two engines on the tiny random model."""
     from tines.local import LocalBackend
-    from tines.runtime.engine import Engine
+    from tines.runtime.engine.engine import Engine
 
     on = Engine(str(tiny_model_dir), kv_tokens=8192, weights="fp32")
     off = Engine(str(tiny_model_dir), kv_tokens=8192, disable_radix_cache=True, weights="fp32")
@@ -83,7 +83,7 @@ def test_tines_program_valid_and_radix_invariant_tiny(name, tiny_backends):
 def default_off_backend(default_model_path):
     """A LocalBackend over a radix-off engine on the default model."""
     from tines.local import LocalBackend
-    from tines.runtime.engine import Engine
+    from tines.runtime.engine.engine import Engine
 
     with Engine(str(default_model_path), kv_tokens=4096, disable_radix_cache=True,
                 weights="fp32") as off:

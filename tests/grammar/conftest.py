@@ -27,12 +27,12 @@ def byte_compiler(full_byte_vocab) -> GrammarCompiler:
 
 @pytest.fixture(scope="session")
 def gguf_metadata() -> dict:
-    from tines.runtime.registry import cached_path
+    from tines.runtime.models.registry import cached_path
 
     path = cached_path()
     if not path.is_file():
         pytest.skip("the default model is not pulled (run `tines pull`)")
-    from tines.runtime.gguf_file import GGUFFile
+    from tines.runtime.models.gguf_file import GGUFFile
 
     return GGUFFile(path).metadata
 
@@ -59,7 +59,7 @@ def hf_tokenizer(gguf_metadata, request, tmp_path_factory):
     pay for importing transformers); the result is cached as tokenizer.json in pytest's cache."""
     from tokenizers import Tokenizer
 
-    from tines.runtime.registry import cached_path
+    from tines.runtime.models.registry import cached_path
 
     cache_dir = request.config.cache.mkdir("tines-grammar") if hasattr(request.config, "cache") \
         else tmp_path_factory.mktemp("tines-grammar")  # pytest run with -p no:cacheprovider

@@ -8,7 +8,7 @@ import random
 
 from tests.kernels.kernel_cases import naive_plan_attention
 from tines import kernels
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=12, ignore_eos=True)

@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def default_gguf_path() -> Path:
-    from tines.runtime.registry import PullError, resolve_model
+    from tines.runtime.models.registry import PullError, resolve_model
 
     try:
         return resolve_model(pull_if_missing=False)
@@ -27,7 +27,7 @@ def default_gguf_path() -> Path:
 
 @pytest.fixture(scope="session")
 def default_metadata(default_gguf_path: Path) -> dict[str, Any]:
-    from tines.runtime.gguf_file import GGUFFile
+    from tines.runtime.models.gguf_file import GGUFFile
 
     return GGUFFile(default_gguf_path).metadata
 

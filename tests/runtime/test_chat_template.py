@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tines.runtime.chat_template import CHATML_TEMPLATE, ChatTemplate
+from tines.runtime.tokenizer.chat_template import CHATML_TEMPLATE, ChatTemplate
 
 SMOL_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 

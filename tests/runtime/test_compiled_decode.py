@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 PROMPTS = ["one two three", "a much longer prompt about rivers and stones and maple trees",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tines.runtime.detokenizer import IncrementalDetokenizer
-from tines.runtime.tokenizer import Tokenizer
+from tines.runtime.tokenizer.detokenizer import IncrementalDetokenizer
+from tines.runtime.tokenizer.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

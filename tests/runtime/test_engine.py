@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=16, ignore_eos=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 QUESTIONS = [

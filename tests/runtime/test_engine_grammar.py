@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from tines.grammar import UnsupportedSchemaError
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 REGEXES = [

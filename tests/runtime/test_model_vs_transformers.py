@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.forward import full_logits
-from tines.runtime.loader import load_model
+from tines.runtime.models.loader import load_model
 from tines.runtime.sampling_params import SamplingParams
 
 transformers = pytest.importorskip("transformers")

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tines.runtime.kv_pool import KVPool, OutOfSlots
-from tines.runtime.radix_cache import RadixCache
+from tines.runtime.cache.kv_pool import KVPool, OutOfSlots
+from tines.runtime.cache.radix_cache import RadixCache
 
 
 def make(num_slots: int = 64, disabled: bool = False) -> tuple[KVPool, RadixCache]:

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 import torch
 
-from tines.runtime.sampler import Sampler, SampleRow
+from tines.runtime.engine.sampler import Sampler, SampleRow
 from tines.runtime.sampling_params import SamplingParams
-from tines.runtime.text_output import TextOutput
+from tines.runtime.engine.text_output import TextOutput
 
 
 class FakeTokenizer:

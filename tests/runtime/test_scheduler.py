@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from tines.runtime.engine_config import EngineConfig
-from tines.runtime.kv_pool import KVPool
-from tines.runtime.radix_cache import RadixCache
-from tines.runtime.request import Request, Sequence
+from tines.runtime.engine.config import EngineConfig
+from tines.runtime.cache.kv_pool import KVPool
+from tines.runtime.cache.radix_cache import RadixCache
+from tines.runtime.engine.request import Request, Sequence
 from tines.runtime.sampling_params import SamplingParams
-from tines.runtime.scheduler import Scheduler
-from tines.runtime.slot_table import SlotTable
+from tines.runtime.engine.scheduler import Scheduler
+from tines.runtime.cache.slot_table import SlotTable
 
 
 def make(num_slots: int = 4096, **cfg) -> Scheduler:

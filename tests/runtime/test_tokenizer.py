@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tines.runtime.tokenizer import Tokenizer
+from tines.runtime.tokenizer.tokenizer import Tokenizer
 
 
 def _mismatches(ours: Tokenizer, theirs: Any, texts: list[str]) -> list[str]:

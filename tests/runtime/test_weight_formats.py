@@ -9,9 +9,9 @@ import torch
 from gguf import GGMLQuantizationType, quants
 
 from tests.forward import full_logits
-from tines.runtime.loader import load_model
+from tines.runtime.models.loader import load_model
 from tines.runtime.models.linear import Embedding, Linear
-from tines.runtime.quantize import Int4Weight, Int8Weight
+from tines.runtime.models.quantize import Int4Weight, Int8Weight
 
 # Per format, on the prompt below: the mean KL divergence of its next-token distributions
 # from fp32's, and the share of positions whose argmax matches fp32. bf16 rounds activations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.server.live_server import start_server
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 
 
 @pytest.fixture(scope="session")

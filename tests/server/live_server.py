@@ -14,13 +14,13 @@ import httpx
 import pytest
 import uvicorn
 
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 from tines.runtime.server.app import create_app
 
 
 def grammar_available() -> bool:
     """Constrained decoding needs the engine's grammar bridge."""
-    return importlib.util.find_spec("tines.runtime.grammar_bridge") is not None
+    return importlib.util.find_spec("tines.runtime.engine.grammar_bridge") is not None
 
 
 def structural_tags_available() -> bool:

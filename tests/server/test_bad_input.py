@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.server.live_server import needs_grammar, start_server
-from tines.runtime.engine import Engine
+from tines.runtime.engine.engine import Engine
 
 TEXT = "<|im_start|>user\nhi<|im_end|>\n"
 

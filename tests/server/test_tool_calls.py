@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tines.runtime.chat_template import ChatTemplate
+from tines.runtime.tokenizer.chat_template import ChatTemplate
 from tines.runtime.sampling_params import SamplingParams
 from tines.runtime.server.errors import APIError
 from tines.runtime.server.protocol import ChatCompletionRequest, NamedToolChoice, Tool

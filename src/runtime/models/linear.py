@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..quantize import GROUP, Int4Weight, Int8Weight
+from .quantize import GROUP, Int4Weight, Int8Weight
 from . import onednn
 
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from ... import kernels
-from ..config import ModelConfig
-from ..kv_pool import KVPool
-from ..quantize import Int4Weight
+from .config import ModelConfig
+from ..cache.kv_pool import KVPool
+from .quantize import Int4Weight
 from .linear import Embedding, Linear, OutputHead, activation_dtype
 from .rope import cos_sin_table, inverse_frequencies
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..config import ModelConfig
+from .config import ModelConfig
 
 
 def inverse_frequencies(cfg: ModelConfig, freq_factors: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,7 +26,7 @@ from .errors import install_error_handlers
 from .state import ServerState
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..engine.engine import Engine
 
 log = logging.getLogger("tines.server")
 
@@ -88,7 +88,7 @@ class _Server(uvicorn.Server):
 
 def serve(args: argparse.Namespace) -> int:
     """`tines serve`: returns the process exit code (0 after a graceful shutdown)."""
-    from ..engine import Engine
+    from ..engine.engine import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()

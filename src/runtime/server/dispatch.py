@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import Request
 
-from ..engine import QueueFullError
+from ..engine.engine import QueueFullError
 from ..outputs import RequestOutput, StreamDelta
 from ..sampling_params import SamplingParams
 from .errors import APIError, bad_value
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..handle import RequestHandle
+    from ..engine.engine import Engine
+    from ..engine.handle import RequestHandle
 
 log = logging.getLogger("tines.server")
 T = TypeVar("T")

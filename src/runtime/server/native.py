@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..handle import RequestError
+from ..engine.handle import RequestError
 from ..outputs import Completion as EngineCompletion
 from ..outputs import RequestOutput
 from ..sampling_params import SamplingParams

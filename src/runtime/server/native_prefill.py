@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine import QueueFullError
-from ..scoring import unconditional_requests
+from ..engine.engine import QueueFullError
+from ..engine.scoring import unconditional_requests
 from .errors import APIError, bad_value
 from .state import require_api_key, state_of
 

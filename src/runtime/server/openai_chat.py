@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..handle import RequestError
+from ..engine.handle import RequestError
 from ..outputs import Completion as EngineCompletion
 from ..outputs import RequestOutput
 from .dispatch import Job, until_disconnected

@@ -14,7 +14,7 @@ from dataclasses import replace
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..handle import RequestError
+from ..engine.handle import RequestError
 from ..outputs import RequestOutput, TokenLogprob
 from .dispatch import Job, results, until_disconnected
 from .errors import APIError, error_body

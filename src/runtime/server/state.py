@@ -15,7 +15,7 @@ from .errors import APIError
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..engine.engine import Engine
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ async def require_api_key(request: Request) -> None:
 
 def _default_name(engine: Engine) -> str:
     """The default model's registry name, a named model's name, or a path's file stem."""
-    from ..registry import DEFAULT_MODEL
+    from ..models.registry import DEFAULT_MODEL
 
     model = engine.cfg.model
     if model is None:

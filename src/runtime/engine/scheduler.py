@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine_config import EngineConfig
-from .kv_pool import KVPool
-from .radix_cache import RadixCache
+from .config import EngineConfig
+from ..cache.kv_pool import KVPool
+from ..cache.radix_cache import RadixCache
 from .request import Sequence, SeqStatus
-from .slot_table import SlotTable
+from ..cache.slot_table import SlotTable
 
 # While a queue waits, admission keeps this share of the running sequences' remaining decode
 # tokens free; it relaxes step by step and tightens again after a retraction.

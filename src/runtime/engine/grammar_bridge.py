@@ -6,9 +6,9 @@ from __future__ import annotations
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from ..grammar import GrammarCompiler, GrammarSpec, TokenVocabulary
-from .sampling_params import SamplingParams
-from .tokenizer import Tokenizer
+from ...grammar import GrammarCompiler, GrammarSpec, TokenVocabulary
+from ..sampling_params import SamplingParams
+from ..tokenizer.tokenizer import Tokenizer
 
 # How long submit waits for a compilation before handing it to the engine loop: long enough
 # that a bad regex or schema fails the submit call itself (a 400 at the server), short enough

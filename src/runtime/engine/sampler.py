@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import kernels
-from .outputs import TokenLogprob
-from .sampling_params import SamplingParams
-from .tokenizer import Tokenizer
+from ... import kernels
+from ..outputs import TokenLogprob
+from ..sampling_params import SamplingParams
+from ..tokenizer.tokenizer import Tokenizer
 
 _MASK64 = (1 << 64) - 1
 

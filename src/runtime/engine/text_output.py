@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .detokenizer import IncrementalDetokenizer
-from .tokenizer import Tokenizer
+from ..tokenizer.detokenizer import IncrementalDetokenizer
+from ..tokenizer.tokenizer import Tokenizer
 
 
 class TextOutput:

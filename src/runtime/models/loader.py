@@ -15,8 +15,8 @@ import torch
 
 from .config import ModelConfig
 from .gguf_file import GGUFFile
-from .models.llama import LlamaModel
-from .models.rope import inverse_frequencies
+from .llama import LlamaModel
+from .rope import inverse_frequencies
 from .quantize import Int4Weight, can_repack_int4
 
 # GGUF architectures whose Q/K rows llama.cpp's converter permuted for its interleaved rope.

@@ -15,7 +15,7 @@ from typing import Any
 from tokenizers import AddedToken, processors
 from tokenizers import Tokenizer as Backend
 
-from . import tokenizer_gguf
+from . import gguf_vocab as tokenizer_gguf
 
 # Tokens that end a turn in common chat formats: generation stops on them like on EOS, when the
 # vocabulary has them as special tokens (llama.cpp's end-of-generation set, in spirit).
@@ -117,7 +117,7 @@ class Tokenizer:
         if metadata is None:
             if not p.is_file():
                 raise ValueError(f"tokenizer path does not exist: {p}")
-            from .gguf_file import GGUFFile
+            from ..models.gguf_file import GGUFFile
             metadata = GGUFFile(p).metadata
         return cls.from_gguf_metadata(metadata)
 

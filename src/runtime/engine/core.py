@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..grammar.jump_forward import apply_jump_forward, jump_forward
-from .engine_config import EngineConfig
+from ...grammar.jump_forward import apply_jump_forward, jump_forward
+from .config import EngineConfig
 from .model_runner import ModelRunner, StepLogits
-from .outputs import Completion, RequestOutput, StreamDelta, TokenLogprob
-from .radix_cache import RadixCache
+from ..outputs import Completion, RequestOutput, StreamDelta, TokenLogprob
+from ..cache.radix_cache import RadixCache
 from .request import Request, Sequence, SeqStatus
 from .sampler import Sampler, SampleRow
 from .scheduler import Chunk, Scheduler
 from .text_output import TextOutput
-from .tokenizer import Tokenizer
+from ..tokenizer.tokenizer import Tokenizer
 
 
 @dataclass(slots=True)

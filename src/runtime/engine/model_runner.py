@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import kernels
-from .kv_pool import KVPool
-from .models.llama import ForwardBatch, LlamaModel
+from ... import kernels
+from ..cache.kv_pool import KVPool
+from ..models.llama import ForwardBatch, LlamaModel
 from .scheduler import Chunk
-from .slot_table import SlotTable
+from ..cache.slot_table import SlotTable
 
 
 @dataclass(slots=True)

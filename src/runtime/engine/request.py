@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .outputs import StreamDelta, TokenLogprob
-from .sampling_params import SamplingParams
+from ..outputs import StreamDelta, TokenLogprob
+from ..sampling_params import SamplingParams
 
 if TYPE_CHECKING:
-    from .radix_cache import TreeNode
+    from ..cache.radix_cache import TreeNode
     from .text_output import TextOutput
 
 

@@ -10,7 +10,7 @@ import asyncio
 import queue
 from collections.abc import AsyncIterator, Iterator
 
-from .outputs import RequestOutput, StreamDelta
+from ..outputs import RequestOutput, StreamDelta
 
 
 class RequestError(RuntimeError):

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .outputs import RequestOutput
+from ..outputs import RequestOutput
 
 if TYPE_CHECKING:
     from .engine import Engine, Prompt
-    from .tokenizer import Tokenizer
+    from ..tokenizer.tokenizer import Tokenizer
 
 
 @dataclass(slots=True)

@@ -23,24 +23,24 @@ from typing import Any
 
 import torch
 
-from .chat_template import ChatTemplate
-from .engine_config import EngineConfig
-from .engine_core import EngineCore
+from ..tokenizer.chat_template import ChatTemplate
+from .config import EngineConfig
+from .core import EngineCore
 from .handle import RequestHandle
-from .kv_pool import KVPool
-from .loader import load_model
+from ..cache.kv_pool import KVPool
+from ..models.loader import load_model
 from .malloc_tuning import keep_step_memory_in_heap
 from .model_runner import ModelRunner
-from .models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
-from .outputs import RequestOutput, StreamDelta
-from .radix_cache import RadixCache
-from .registry import resolve_model
+from ..models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
+from ..outputs import RequestOutput, StreamDelta
+from ..cache.radix_cache import RadixCache
+from ..models.registry import resolve_model
 from .request import Request
-from .sampling_params import SamplingParams
+from ..sampling_params import SamplingParams
 from .scheduler import Scheduler
 from .scoring import ContinuationScore, continuation_requests, score_of
-from .slot_table import SlotTable
-from .tokenizer import Tokenizer
+from ..cache.slot_table import SlotTable
+from ..tokenizer.tokenizer import Tokenizer
 
 log = logging.getLogger("tines.engine")
 Prompt = str | Sequence[int]
