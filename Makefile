@@ -17,6 +17,7 @@ PIP_TOOLS_VERSION := 7.7.0
 TORCH := torch==2.13.0
 APP_LOCK := requirements/app.txt
 DEV_LOCK := requirements/dev.txt
+NODEPS := requirements/nodeps.txt
 COMPILE := --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
 .PHONY: demo test install install-test pull bench bench-peers lock test-latest clean
@@ -28,9 +29,10 @@ $(VENV)/.installed: $(APP_LOCK) pyproject.toml
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed $(DEV_LOCK)
+$(VENV)/.installed-test: $(VENV)/.installed $(DEV_LOCK) $(NODEPS)
 	$(PIP) --no-deps -r $(DEV_LOCK)
 	$(PY) -m pip check
+	$(PIP) --no-deps -r $(NODEPS)
 	touch $@
 
 install: $(VENV)/.installed
@@ -59,7 +61,8 @@ bench-peers: install-test pull
 		|| echo 'bench-peers: outlines not installed'
 
 # Re-resolve both locks from pyproject.toml's ranges (dev first; the app lock is constrained
-# by it, so the two never disagree on a version). Run `make test-latest` before committing.
+# by it, so the two never disagree on a version). --upgrade: resolving from scratch, not from
+# the old pins, avoids pip's long backtracking. Run `make test-latest` before committing.
 lock:
 	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && \
 		.venv-lock/bin/pip install -q pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION))
@@ -78,6 +81,8 @@ test-latest:
 	.venv-latest/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
 	.venv-latest/bin/python -m pip install --disable-pip-version-check -q --upgrade \
 		--upgrade-strategy eager $(TORCH) -e '.[test,bench]'
+	.venv-latest/bin/python -m pip install --disable-pip-version-check -q --upgrade --no-deps \
+		$$(sed -n 's/==.*//p' $(NODEPS))
 	.venv-latest/bin/python requirements/drift.py $(DEV_LOCK)
 	.venv-latest/bin/tines pull
 	.venv-latest/bin/pytest -q
