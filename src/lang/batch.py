@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from tines.backend import Backend
 from tines.defaults import get_default_backend
+from tines.run import Body, Run
 from tines.state import ProgramState
 from tines.trace import static_prefix
 
@@ -31,6 +31,16 @@ def _item(program: Program, item: Any) -> tuple[tuple, dict[str, Any]]:
         return program.bind_args(tuple(item), {})
     raise TypeError(f"{program.name}.run_batch: each item must be a dict of keyword arguments "
                     f"or a list of positional ones, got {type(item).__name__}")
+
+
+def _body(program: Program, item: Any, run: Run) -> Body | None:
+    """The program applied to `item`; None, with `run` failed, if the item does not fit."""
+    try:
+        args, kwargs = _item(program, item)
+    except TypeError as e:
+        run.fail(e)
+        return None
+    return program.body(args, kwargs)
 
 
 def _check_batch(batch: Any) -> list[Any]:
@@ -79,16 +89,10 @@ def run_batch(program: Program, batch: Sequence[Any], *, backend: Backend | None
         backend.warm(prefix)
 
     def run_one(item: Any) -> ProgramState:
-        state = ProgramState(backend, executor="inline", defaults=defaults)
-        try:
-            args, kwargs = _item(program, item)
-        except TypeError as e:
-            state._body_error = e
-            state._done = True
-            return state
-        state._body = threading.current_thread()
-        program.run_body(state, args, kwargs)
-        return state
+        run = Run(backend, on_loop=False, defaults=defaults)
+        if (body := _body(program, item, run)) is not None:
+            run.execute(body)
+        return run.root
 
     with _progress(len(items), progress_bar) as bar, ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(run_one, item) for item in items]
@@ -111,18 +115,12 @@ async def arun_batch(program: Program, batch: Sequence[Any], *, backend: Backend
     limit = asyncio.Semaphore(max_concurrency or len(items) or 1)
 
     async def run_one(item: Any, bar: Any) -> ProgramState:
-        state = ProgramState(backend, executor="task", defaults=defaults)
+        run = Run(backend, on_loop=True, defaults=defaults)
         async with limit:
-            try:
-                args, kwargs = _item(program, item)
-            except TypeError as e:
-                state._body_error = e
-                state._done = True
-            else:
-                state._body = asyncio.current_task()
-                await program.arun_body(state, args, kwargs)
+            if (body := _body(program, item, run)) is not None:
+                await run.aexecute(body, is_async=program.is_async)
         bar.update()
-        return state
+        return run.root
 
     with _progress(len(items), progress_bar) as bar:
         return list(await asyncio.gather(*(run_one(item, bar) for item in items)))

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tines.backend import Backend
-from tines.runtime.outputs import RequestOutput
+from tines.runtime.outputs import RequestOutput, StreamDelta
 from tines.runtime.sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    from tines.branch import Branch
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,33 +55,34 @@ class ConcatAndAppend:
 
 @dataclass(frozen=True, slots=True)
 class AwaitBranches:
-    """Wait until every branch state has run all its queued nodes."""
+    """Wait until every `Branch` has run all its queued nodes."""
 
-    branches: tuple[Any, ...]
+    branches: tuple[Branch, ...]
 
 
 Steps = Generator[Any, Any, None]
+_DONE = object()
+
+
+def _send(steps: Steps, result: Any) -> Any:
+    """The handler's next effect given the last one's result; `_DONE` once it returned."""
+    try:
+        return steps.send(result)
+    except StopIteration:
+        return _DONE
 
 
 def drive(steps: Steps, backend: Backend) -> None:
     """Run a handler to completion, performing its effects with blocking calls."""
     result = None
-    while True:
-        try:
-            effect = steps.send(result)
-        except StopIteration:
-            return
+    while (effect := _send(steps, result)) is not _DONE:
         result = _perform(effect, backend)
 
 
 async def adrive(steps: Steps, backend: Backend) -> None:
     """Run a handler to completion on the event loop, awaiting its effects."""
     result = None
-    while True:
-        try:
-            effect = steps.send(result)
-        except StopIteration:
-            return
+    while (effect := _send(steps, result)) is not _DONE:
         result = await _aperform(effect, backend)
 
 
@@ -89,9 +93,7 @@ def _perform(effect: Any, backend: Backend) -> Any:
         case Stream(text, params, on_delta):
             final = None
             for delta in backend.stream(text, params):
-                if delta.index == 0 and delta.text:
-                    on_delta(delta.text)
-                final = delta.output or final
+                final = _forward(delta, on_delta, final)
             return _final(final)
         case Score(text, choices, unconditional):
             return backend.score(text, list(choices), unconditional)
@@ -101,7 +103,7 @@ def _perform(effect: Any, backend: Backend) -> Any:
             return backend.concat_and_append(trunk, list(branches))
         case AwaitBranches(branches):
             for branch in branches:  # idle is enough: join came after their last append
-                branch._wait_idle()
+                branch.wait_idle()
             return None
     raise TypeError(f"unknown effect {effect!r}")
 
@@ -113,9 +115,7 @@ async def _aperform(effect: Any, backend: Backend) -> Any:
         case Stream(text, params, on_delta):
             final = None
             async for delta in backend.astream(text, params):
-                if delta.index == 0 and delta.text:
-                    on_delta(delta.text)
-                final = delta.output or final
+                final = _forward(delta, on_delta, final)
             return _final(final)
         case Score(text, choices, unconditional):
             return await backend.ascore(text, list(choices), unconditional)
@@ -125,9 +125,17 @@ async def _aperform(effect: Any, backend: Backend) -> Any:
             return await backend.aconcat_and_append(trunk, list(branches))
         case AwaitBranches(branches):
             for branch in branches:
-                await branch._await_idle()
+                await branch.await_idle()
             return None
     raise TypeError(f"unknown effect {effect!r}")
+
+
+def _forward(delta: StreamDelta, on_delta: Callable[[str], None],
+             final: RequestOutput | None) -> RequestOutput | None:
+    """Pass the first completion's new text on; keep the last full output seen."""
+    if delta.index == 0 and delta.text:
+        on_delta(delta.text)
+    return delta.output or final
 
 
 def _final(output: RequestOutput | None) -> RequestOutput:

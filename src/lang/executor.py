@@ -29,7 +29,7 @@ def abandon_forks(nodes: list[Expr], error: BaseException) -> None:
     for node in nodes:
         if isinstance(node, Fork):
             for branch in node.branches:
-                branch._abandon(error)
+                branch.abandon(error)
 
 
 class InlineExecutor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tines.backend import Backend
 from tines.effects import AwaitBranches, ConcatAndAppend, Generate, Score, Steps, Stream, Warm
@@ -20,6 +20,9 @@ from tines.ir import (Expr, Fork, Gen, Join, RoleBegin, RoleEnd, Select, Seq, Te
 from tines.meta import GenMeta, SelectMeta
 from tines.params import converter, resolve
 from tines.roles import close_role, open_role
+
+if TYPE_CHECKING:
+    from tines.branch import Branch
 
 
 class Interpreter:
@@ -161,19 +164,19 @@ class Interpreter:
         start = self.frame.scopes.pop(name)
         self._set(name, self.frame.text[start:], None)
 
-    def _fork(self, branches: tuple[Any, ...]) -> Steps:
+    def _fork(self, branches: tuple[Branch, ...]) -> Steps:
         # The trunk is prefilled once, before any branch sends a request that extends it.
         if len(branches) > 1 and self.frame.text:
             yield Warm(self.frame.text)
         for branch in branches:
-            branch._start(self.frame.branch())
+            branch.start(self.frame.branch())
 
-    def _join(self, branches: tuple[Any, ...], mode: str) -> Steps:
+    def _join(self, branches: tuple[Branch, ...], mode: str) -> Steps:
         yield AwaitBranches(branches)
         for i, branch in enumerate(branches):
-            if (error := branch._take_error()) is not None:
+            if (error := branch.take_error()) is not None:
                 raise RuntimeError(f"fork branch {i} failed: {error}") from error
-        frames: list[Frame] = [b._interp.frame for b in branches]
+        frames: list[Frame] = [b.frame for b in branches]
         if mode == "gather_variable":
             names = list(dict.fromkeys(n for f in frames for n in f.assigned))
             for name in names:

@@ -79,8 +79,8 @@ class VarScopeEnd(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Fork(Expr):
-    """Start `branches` (program states made by `s.fork`) from the state's current content.
-    Internal: made by `ProgramState.fork`, never by user code."""
+    """Start `branches` (the `Branch`es behind the states `s.fork` made) from the state's
+    current content. Internal: made by `ProgramState.fork`, never by user code."""
 
     branches: tuple[Any, ...]
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tines.backend import Backend
 from tines.defaults import get_default_backend
 from tines.params import CONSTRAINTS, is_sampling_name, normalize, resolve
+from tines.run import Body, Run
 from tines.state import ProgramState
 from tines.state_base import StateBase
 
@@ -97,57 +97,24 @@ class Program:
         backend = backend or get_default_backend()
         if self.is_async and not stream:
             _require_no_loop(self.name)
-        executor = "task" if self.is_async else "inline"
-        state = ProgramState(backend, executor=executor, stream=stream, defaults=defaults)
-
-        def target() -> None:
-            if self.is_async:  # its own event loop, in this thread or the stream's
-                asyncio.run(self.arun_body(state, args, own))
-            else:
-                self.run_body(state, args, own)
-
-        if stream:
-            state._body = threading.Thread(target=target, name=f"tines-{self.name}", daemon=True)
-            state._body.start()
-            return state
-        state._body = threading.current_thread()
-        target()
-        if state._body_error is not None:
-            raise state._body_error
-        return state
+        run = Run(backend, on_loop=self.is_async, stream=stream, defaults=defaults)
+        run.execute(self.body(args, own), is_async=self.is_async, background=stream,
+                    name=f"tines-{self.name}")
+        return run.root if stream else run.result()
 
     async def arun(self, *args: Any, backend: Backend | None = None, stream: bool = False,
                    **kwargs: Any) -> ProgramState:
         """`run` on the running event loop: every request is awaited; no threads."""
         own, defaults = self.split_kwargs(kwargs)
         args, own = self.bind_args(args, own)
-        backend = backend or get_default_backend()
-        state = ProgramState(backend, executor="task", stream=stream, defaults=defaults)
-        if stream:
-            state._body = asyncio.get_running_loop().create_task(
-                self.arun_body(state, args, own))
-            return state
-        state._body = asyncio.current_task()
-        await self.arun_body(state, args, own)
-        if state._body_error is not None:
-            raise state._body_error
-        return state
+        run = Run(backend or get_default_backend(), on_loop=True, stream=stream,
+                  defaults=defaults)
+        await run.aexecute(self.body(args, own), is_async=self.is_async, background=stream)
+        return run.root if stream else run.result()
 
-    def run_body(self, state: ProgramState, args: tuple, kwargs: dict[str, Any]) -> None:
-        """Run a `def` body on `state` and settle; errors are recorded on the state."""
-        try:
-            state.ret_value = self.func(state, *args, **kwargs)
-        except Exception as e:
-            state._body_error = e
-        state._settle()
-
-    async def arun_body(self, state: ProgramState, args: tuple, kwargs: dict[str, Any]) -> None:
-        try:
-            result = self.func(state, *args, **kwargs)
-            state.ret_value = await result if self.is_async else result
-        except Exception as e:
-            state._body_error = e
-        await state._asettle()
+    def body(self, args: tuple, kwargs: dict[str, Any]) -> Body:
+        """The program applied to checked arguments: a function of the state (for a `Run`)."""
+        return lambda state: self.func(state, *args, **kwargs)
 
     def run_batch(self, batch: Sequence[dict[str, Any] | Sequence[Any]], *,
                   backend: Backend | None = None, num_threads: int | str = "auto",

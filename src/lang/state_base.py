@@ -1,8 +1,8 @@
 """The program-facing half of a state, shared by running states and tracing states.
 
 A program body only composes: `s += expr`, roles, var scopes and forks. Both
-`ProgramState` (runs nodes) and `TraceState` (records them) implement `_submit`, `fork` and
-`_join`; everything here is written once on top of those.
+`ProgramState` (its run's `Branch` runs the nodes) and `TraceState` (records them) implement
+`_submit`, `fork` and `_join`; everything here is written once on top of those.
 """
 
 from __future__ import annotations

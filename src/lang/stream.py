@@ -1,6 +1,6 @@
 """Streaming reads of a running state: `text_iter` and `text_async_iter`.
 
-A `_Cursor` remembers how much of a source (the state's text, or one variable's raw text)
+A `_Cursor` remembers how much of a source (the branch's text, or one variable's raw text)
 it has handed out. The text only grows, so each wake-up yields `source[offset:]`. A streamed
 variable's source is its raw decoded text; any other variable yields `str(value)` once it is
 set. Iteration ends when the source is final; then a failure of the program is raised.
@@ -12,27 +12,28 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tines.state import ProgramState
+    from tines.branch import Branch
 
 
 class _Cursor:
-    def __init__(self, state: ProgramState, name: str | None) -> None:
-        self.state = state
+    def __init__(self, branch: Branch, name: str | None) -> None:
+        self.branch = branch
         self.name = name
         self.offset = 0
+        self.final = False  # the last piece was handed out
 
     def _source(self) -> tuple[str | None, bool]:
         """(text so far or None if not started, whether it is final). Finality is read
         before the text: a source seen final is read complete."""
-        state, name = self.state, self.name
-        finished = state._finished()
-        frame = state._interp.frame
+        branch, name = self.branch, self.name
+        finished = branch.finished()
+        frame = branch.frame
         if name is None:
             return frame.text, finished
-        final = finished or state._has(name)
+        final = finished or branch.has(name)
         if name in frame.streaming:
             return frame.streaming[name], final
-        if state._has(name):
+        if branch.has(name):
             return str(frame.variables[name]), True
         return None, finished
 
@@ -40,38 +41,32 @@ class _Cursor:
         source, final = self._source()
         return final or (source is not None and len(source) > self.offset)
 
-    def take(self) -> tuple[str, bool]:
-        source, final = self._source()
+    def take(self) -> str:
+        """The new piece (maybe empty); sets `final` when nothing more will come."""
+        source, self.final = self._source()
         chunk = (source or "")[self.offset:]
         self.offset += len(chunk)
-        return chunk, final
+        return chunk
+
+    def raise_failure(self) -> None:
+        if (error := self.branch.error()) is not None:
+            raise error
 
 
-def _raise_failure(state: ProgramState) -> None:
-    if (error := state.error()) is not None:
-        raise error
-
-
-def iter_text(state: ProgramState, name: str | None) -> Iterator[str]:
-    cursor = _Cursor(state, name)
+def iter_text(branch: Branch, name: str | None) -> Iterator[str]:
+    cursor = _Cursor(branch, name)
     what = "the stream" if name is None else f"the stream of {name!r}"
-    while True:
-        state._block_until(cursor.ready, what, "use `async for ... in s.text_async_iter()`")
-        chunk, final = cursor.take()
-        if chunk:
+    while not cursor.final:
+        branch.block_until(cursor.ready, what, "use `async for ... in s.text_async_iter()`")
+        if chunk := cursor.take():
             yield chunk
-        if final:
-            break
-    _raise_failure(state)
+    cursor.raise_failure()
 
 
-async def aiter_text(state: ProgramState, name: str | None) -> AsyncIterator[str]:
-    cursor = _Cursor(state, name)
-    while True:
-        await state._changes.await_until(cursor.ready)
-        chunk, final = cursor.take()
-        if chunk:
+async def aiter_text(branch: Branch, name: str | None) -> AsyncIterator[str]:
+    cursor = _Cursor(branch, name)
+    while not cursor.final:
+        await branch.await_until(cursor.ready)
+        if chunk := cursor.take():
             yield chunk
-        if final:
-            break
-    _raise_failure(state)
+    cursor.raise_failure()
