@@ -1,12 +1,18 @@
 """Replicas on Ray Serve: does prefix-aware routing keep the radix cache's hits?
 
-On a local Ray cluster, the same workloads (few-shot mmlu, multi-turn chat) run against
+On a local Ray cluster, the same workloads run against
   - 1 replica                      (the cache-hit ceiling: every prefix is in one cache)
   - 2 replicas, prefix-aware router (tines' PrefixAwareRouter)
   - 2 replicas, round-robin router  (the baseline)
 through the frontend's RemoteBackend over the Ray Serve HTTP proxy. The cache hit rate is
 cached prompt tokens / prompt tokens, summed from every response's meta_info; throughput is
 programs per second. Targets (issue 21): prefix within 5 points of 1 replica, >= 1.5x round-robin.
+
+Workloads: bench.workloads' few-shot mmlu and multi-turn chat, whose long prefix (few-shot
+examples, system prompt) is the same for every program, so every replica caches it after its
+first request whatever the router; and `document_chat` (defined here): each conversation asks
+four questions about its own document, so only a router that keeps a conversation on one
+replica finds its history cached.
 
     .venv/bin/python -m bench.replicas [--model PATH] [--n 32] [--workloads mmlu,multi_turn_chat]
 """
@@ -60,6 +66,45 @@ class TokenTally(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
+class DocumentChat:
+    """Four questions about one document per conversation; the document is the conversation's
+    own (not shared), the whole history is sent each turn."""
+
+    NAME, TURNS, MAX_TOKENS = "document_chat", 4, 16
+
+    @staticmethod
+    def make_inputs(n: int, seed: int = 0) -> list[dict[str, Any]]:
+        import random
+
+        from bench.workloads.synth import sentence
+
+        rng = random.Random(f"document_chat-{seed}")
+        return [{"document": " ".join(sentence(rng) for _ in range(12)),
+                 "questions": ["Who is this about?", "Where does it happen?",
+                               "What is the most surprising detail?", "Sum it up in one line."]}
+                for _ in range(n)]
+
+    @staticmethod
+    def run_tines(backend: Any, inputs: list[dict[str, Any]]) -> list[Any]:
+        import tines
+        from bench.workloads.common import GREEDY, answers
+
+        @tines.program
+        def chat(s, document, questions):
+            s += tines.system("Answer questions about this document in one short sentence.\n\n"
+                              + document)
+            for i, q in enumerate(questions):
+                s += tines.user(q)
+                s += tines.assistant(tines.gen(f"a{i}", max_tokens=DocumentChat.MAX_TOKENS))
+
+        states = chat.run_batch(inputs, backend=backend, progress_bar=False, **GREEDY)
+        return answers(states, lambda s: [s[f"a{i}"] for i in range(DocumentChat.TURNS)])
+
+    @staticmethod
+    def check(output: Any) -> bool:
+        return isinstance(output, list) and len(output) == DocumentChat.TURNS
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +116,7 @@ def run_config(engine_options: dict[str, Any], replicas: int, router: str, workl
     from ray import serve
 
     from bench.workloads import WORKLOADS
-    from tines.lang.remote import RemoteBackend
+    from tines import RemoteBackend
     from tines.runtime.replicas.app import build_app
 
     serve.run(build_app(engine_options, replicas=replicas, router=router,
@@ -79,7 +124,7 @@ def run_config(engine_options: dict[str, Any], replicas: int, router: str, workl
     row: dict[str, Any] = {"config": f"{replicas} replica(s), {router}"}
     try:
         for name in workloads:
-            module = WORKLOADS[name]
+            module = DocumentChat if name == DocumentChat.NAME else WORKLOADS[name]
             tally = TokenTally()
             backend = RemoteBackend(f"http://127.0.0.1:{port}", transport=tally)
             t0 = time.perf_counter()
@@ -96,7 +141,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--n", type=int, default=32, help="programs per workload")
-    ap.add_argument("--workloads", default="mmlu,multi_turn_chat")
+    ap.add_argument("--workloads", default="mmlu,multi_turn_chat,document_chat")
     ap.add_argument("--threads-per-replica", type=int, default=1)
     args = ap.parse_args()
     import ray

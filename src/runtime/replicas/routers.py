@@ -92,4 +92,6 @@ class RoundRobinRouter(RequestRouter):
             pending_request.routing_context.should_backoff = True
         ordered = sorted(candidate_replicas, key=lambda r: r.replica_id.unique_id)
         first = next(self._turn) % len(ordered)
-        return [ordered[first:] + ordered[:first]]
+        # One replica per rank: Ray takes the first rank with room, so the turn is kept
+        # (one rank of all would let Ray pick the least loaded instead).
+        return [[r] for r in ordered[first:] + ordered[:first]]
