@@ -105,20 +105,14 @@ class LocalBackend:
         return self.engine.astream(self._prompt(text), params)
 
     def score(self, text: str, choices: list[str], unconditional: bool = False) -> ScoreResult:
-        from tines.runtime.engine.scoring import unconditional_requests
-
-        engine = self.engine
-        scores = engine.score(text, choices)
-        uncond = engine.score(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
+        scores = self.engine.score(text, choices)
+        uncond = self.engine.score_unconditional(scores) if unconditional else None
         return self._result(scores, uncond)
 
     async def ascore(self, text: str, choices: list[str],
                      unconditional: bool = False) -> ScoreResult:
-        from tines.runtime.engine.scoring import unconditional_requests
-
-        engine = self.engine
-        scores = await engine.ascore(text, choices)
-        uncond = await engine.ascore(*unconditional_requests(engine.tokenizer, scores)) if unconditional else None
+        scores = await self.engine.ascore(text, choices)
+        uncond = await self.engine.ascore_unconditional(scores) if unconditional else None
         return self._result(scores, uncond)
 
     def warm(self, text: str) -> None:
@@ -139,9 +133,7 @@ class LocalBackend:
 
     def _prompt(self, text: str) -> str | list[int]:
         """An empty text becomes the start-of-document token: the model needs one input."""
-        from tines.runtime.engine.scoring import start_token
-
-        return text or [start_token(self.engine.tokenizer)]
+        return text or [self.engine.start_token_id]
 
     def _tokens(self, ids: Sequence[int], logprobs: Sequence[float]) -> list[TokenLogprob]:
         decode = self.engine.tokenizer.decode

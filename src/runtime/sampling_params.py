@@ -6,10 +6,16 @@ Torch-free on purpose: the frontend (`tines`) imports this module and must not p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 CONSTRAINTS = ("regex", "json_schema", "choices", "structural_tag")
+INT64_LIMIT = 1 << 63  # integers reach tensors and hashes as int64
+MAX_TEMPERATURE = 1e4  # beyond it sampling is uniform anyway
+# Past these bounds a penalty turns every seen logit into +-inf or 0.
+REPETITION_PENALTY_RANGE = (1e-2, 1e2)
+MAX_SCHEMA_DEPTH = 64  # nesting of a JSON schema (deeper ones overflow the recursive compiler)
 
 
 @dataclass(slots=True)
@@ -67,42 +73,66 @@ class SamplingParams:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field that is out of range."""
-        _check(isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0,
-               "max_new_tokens", f"must be a positive integer, got {self.max_new_tokens!r}")
-        _check(0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens",
+        """Raise ValueError naming the first field that is out of range. Everything the engine
+        does with a value is safe once this passes, apart from checks that need the model
+        (token ids against its vocabulary: `check_for_model`)."""
+        _check_int(self.max_new_tokens, "max_new_tokens", 1)
+        _check_int(self.min_new_tokens, "min_new_tokens", 0)
+        _check(self.min_new_tokens <= self.max_new_tokens, "min_new_tokens",
                f"must be in [0, max_new_tokens], got {self.min_new_tokens!r}")
-        _check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}")
-        _check(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}")
-        _check(self.top_k == -1 or self.top_k >= 1, "top_k",
-               f"must be -1 (off) or >= 1, got {self.top_k!r}")
-        _check(0 <= self.min_p <= 1, "min_p", f"must be in [0, 1], got {self.min_p!r}")
-        _check(self.repetition_penalty > 0, "repetition_penalty",
-               f"must be > 0, got {self.repetition_penalty!r}")
-        _check(-2 <= self.frequency_penalty <= 2, "frequency_penalty",
-               f"must be in [-2, 2], got {self.frequency_penalty!r}")
-        _check(-2 <= self.presence_penalty <= 2, "presence_penalty",
-               f"must be in [-2, 2], got {self.presence_penalty!r}")
-        _check(isinstance(self.n, int) and self.n >= 1, "n", f"must be >= 1, got {self.n!r}")
-        _check(0 <= self.top_logprobs <= 20, "top_logprobs",
-               f"must be in [0, 20], got {self.top_logprobs!r}")
+        _check_float(self.temperature, "temperature", 0.0, MAX_TEMPERATURE)
+        _check_float(self.top_p, "top_p", 0.0, 1.0)
+        _check(self.top_p > 0, "top_p", f"must be in (0, 1], got {self.top_p!r}")
+        _check_int(self.top_k, "top_k", -1)
+        _check(self.top_k != 0, "top_k", "must be -1 (off) or >= 1, got 0")
+        _check_float(self.min_p, "min_p", 0.0, 1.0)
+        _check_float(self.repetition_penalty, "repetition_penalty", *REPETITION_PENALTY_RANGE)
+        _check_float(self.frequency_penalty, "frequency_penalty", -2.0, 2.0)
+        _check_float(self.presence_penalty, "presence_penalty", -2.0, 2.0)
+        if self.seed is not None:
+            _check_int(self.seed, "seed", -INT64_LIMIT)
+        _check_int(self.n, "n", 1)
+        _check_int(self.top_logprobs, "top_logprobs", 0, 20)
+        for name in ("ignore_eos", "logprobs", "prompt_logprobs", "skip_special_tokens"):
+            _check(isinstance(getattr(self, name), bool), name,
+                   f"must be a boolean, got {getattr(self, name)!r}")
         _check(all(isinstance(s, str) and s for s in self.stop), "stop",
                "must be a list of non-empty strings")
-        _check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids), "stop_token_ids",
-               "must be a list of non-negative integers")
+        _check(all(type(t) is int and 0 <= t < INT64_LIMIT for t in self.stop_token_ids),
+               "stop_token_ids", "must be a list of non-negative 64-bit integers")
         constraints = [name for name in CONSTRAINTS if getattr(self, name) is not None]
         _check(len(constraints) <= 1, constraints[-1] if constraints else "regex",
                f"only one constraint may be set, got {constraints}")
+        if self.regex is not None:
+            _check(isinstance(self.regex, str), "regex", "must be a string")
         if self.choices is not None:
-            _check(len(self.choices) > 0 and all(isinstance(c, str) for c in self.choices),
-                   "choices", "must be a non-empty list of strings")
+            _check(isinstance(self.choices, list) and len(self.choices) > 0 and
+                   all(isinstance(c, str) and c for c in self.choices),
+                   "choices", "must be a non-empty list of non-empty strings")
         if self.structural_tag is not None:
             _check_structural_tag(self.structural_tag)
-        if isinstance(self.json_schema, str):
-            try:
-                json.loads(self.json_schema)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"json_schema: not valid JSON ({e})") from None
+        if self.json_whitespace is not None:
+            _check(isinstance(self.json_whitespace, str), "json_whitespace", "must be a string")
+        if self.json_schema is not None:
+            _check(isinstance(self.json_schema, (dict, str, bool)), "json_schema",
+                   "must be an object, a boolean or a JSON string")
+            schema = self.json_schema
+            if isinstance(schema, str):
+                try:
+                    schema = json.loads(schema)
+                except (json.JSONDecodeError, RecursionError) as e:
+                    raise ValueError(f"json_schema: not valid JSON ({e})") from None
+            _check(_depth(schema) <= MAX_SCHEMA_DEPTH, "json_schema",
+                   f"nested more than {MAX_SCHEMA_DEPTH} levels deep")
+        for name in ("stop", "regex", "json_schema", "choices", "structural_tag", "json_whitespace"):
+            _check(not _has_lone_surrogate(getattr(self, name)), name,
+                   "contains a lone surrogate (not encodable as UTF-8)")
+
+    def check_for_model(self, vocab_size: int) -> None:
+        """The checks that need the model: every token id must be in its vocabulary."""
+        bad = [t for t in self.stop_token_ids if t >= vocab_size]
+        _check(not bad, "stop_token_ids",
+               f"token id {bad[0] if bad else 0} is outside the vocabulary [0, {vocab_size})")
 
     @property
     def greedy(self) -> bool:
@@ -133,6 +163,47 @@ class SamplingParams:
 def _check(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ValueError(f"{name}: {message}")
+
+
+def _check_int(value: Any, name: str, low: int, high: int = INT64_LIMIT - 1) -> None:
+    _check(type(value) is int and low <= value <= high, name,
+           f"must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_float(value: Any, name: str, low: float, high: float) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and low <= value <= high
+    _check(ok, name, f"must be a finite number in [{low}, {high}], got {value!r}")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON-like value, without recursion."""
+    best, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            best = max(best, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return best
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _check_structural_tag(tag: Any) -> None:

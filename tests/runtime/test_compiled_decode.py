@@ -25,7 +25,7 @@ def test_compiled_decode_matches_eager(weights, tiny_model_dir):
     with Engine(str(tiny_model_dir), kv_tokens=4096, weights=weights) as eager:
         expected = token_ids(eager)
     with Engine(str(tiny_model_dir), kv_tokens=4096, weights=weights, compile=True) as compiled:
-        assert compiled.model._compiled_decode is not None
+        assert compiled.call(lambda core: core.runner.compiled)
         assert compiled.stats()["steps"] == 0  # the warm-up is not counted
         got = token_ids(compiled)
     same = sum(a == b for a, b in zip(got, expected)) / len(expected)

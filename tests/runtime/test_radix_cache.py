@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tines.runtime.cache.kv_pool import KVPool, OutOfSlots
+from tines.runtime.cache import make_cache
 from tines.runtime.cache.radix_cache import RadixCache
 
 
 def make(num_slots: int = 64, disabled: bool = False) -> tuple[KVPool, RadixCache]:
     pool = KVPool(num_slots, num_layers=1, num_kv_heads=1, head_dim=2)
-    return pool, RadixCache(pool, disabled=disabled)
+    return pool, make_cache(pool, radix=not disabled)
 
 
 def insert_new(pool: KVPool, cache: RadixCache, tokens: list[int]) -> torch.Tensor:

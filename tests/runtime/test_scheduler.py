@@ -7,7 +7,7 @@ import torch
 
 from tines.runtime.engine.config import EngineConfig
 from tines.runtime.cache.kv_pool import KVPool
-from tines.runtime.cache.radix_cache import RadixCache
+from tines.runtime.cache import make_cache
 from tines.runtime.engine.request import Request, Sequence
 from tines.runtime.sampling_params import SamplingParams
 from tines.runtime.engine.scheduler import Scheduler
@@ -17,7 +17,7 @@ from tines.runtime.cache.slot_table import SlotTable
 def make(num_slots: int = 4096, **cfg) -> Scheduler:
     config = EngineConfig(**{"max_running": 64, "chunked_prefill_size": 512, **cfg})
     pool = KVPool(num_slots, num_layers=1, num_kv_heads=1, head_dim=2)
-    return Scheduler(config, pool, RadixCache(pool, disabled=config.disable_radix_cache),
+    return Scheduler(config, pool, make_cache(pool, radix=not config.disable_radix_cache),
                      SlotTable(2 * config.max_running + 1, 2048))
 
 

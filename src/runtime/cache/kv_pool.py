@@ -59,6 +59,16 @@ class KVPool:
         if self._num_free > self.num_slots:
             raise RuntimeError(f"KV pool over-freed: {self._num_free} free of {self.num_slots}")
 
+    def copy(self, dst: torch.Tensor, src: torch.Tensor) -> None:
+        """Copy the K/V of slots `src` into slots `dst` (same length), every layer."""
+        self.k[:, dst] = self.k[:, src]
+        self.v[:, dst] = self.v[:, src]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for K and V (resident only where written, on the CPU)."""
+        return self.k.nbytes + self.v.nbytes
+
     def free_slot_set(self) -> set[int]:
         """For integrity checks in tests: the free slots as a set."""
         return set(self._free.tolist())

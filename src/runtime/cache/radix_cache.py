@@ -49,9 +49,8 @@ class MatchResult(NamedTuple):
 
 
 class RadixCache:
-    def __init__(self, pool: KVPool, disabled: bool = False):
+    def __init__(self, pool: KVPool):
         self.pool = pool
-        self.disabled = disabled
         self._clock = itertools.count(1)
         self.reset()
 
@@ -72,7 +71,7 @@ class RadixCache:
     # --- lookup -------------------------------------------------------------------------
     def match_prefix(self, tokens: list[int]) -> MatchResult:
         """The longest cached prefix of `tokens`: its slots and the node it ends on."""
-        if self.disabled or not tokens:
+        if not tokens:
             return MatchResult(_EMPTY, self.root)
         node, pos, parts = self.root, 0, []
         now = next(self._clock)
@@ -98,13 +97,9 @@ class RadixCache:
     def insert(self, tokens: list[int], slots: torch.Tensor) -> int:
         """Cache `tokens` with their `slots`; returns how many leading tokens were already
         cached. Where the tree already holds a token, the caller's slot for it is a duplicate
-        and is freed here (unless it is the tree's own slot). With the cache disabled every
-        slot is freed and 0 is returned."""
+        and is freed here (unless it is the tree's own slot)."""
         if len(tokens) != slots.numel():
             raise ValueError(f"insert: {len(tokens)} tokens but {slots.numel()} slots")
-        if self.disabled:
-            self.pool.free(slots)
-            return 0
         node, pos = self.root, 0
         now = next(self._clock)
         while pos < len(tokens):
@@ -124,6 +119,12 @@ class RadixCache:
             child.last_access = now
             node, pos = child, pos + n
         return pos
+
+    def share(self, tokens: list[int], slots: torch.Tensor) -> MatchResult | None:
+        """Cache the computed `tokens` of a sequence that keeps running on them, and return
+        the match the sequence switches to (lock it, write its slots, unlock the old node)."""
+        self.insert(tokens, slots)
+        return self.match_prefix(tokens)
 
     def _split(self, child: TreeNode, n: int) -> TreeNode:
         """Cut `child` after its first n tokens; returns the new upper node."""

@@ -5,52 +5,81 @@ computed prompts go into the radix cache; each sequence that reached its end get
 (n > 1 requests fork here, on their first token); tokens are checked against stop conditions
 and the grammar, which may force more text (jump-forward); finished sequences give their
 resources back, and every listener hears of new text.
+
+Failures are isolated per request: a request whose own prompt logprobs, fork, grammar mask,
+sampling row, token acceptance, jump-forward or text raises is failed alone (its handle gets a
+RequestError naming the request and the cause) and the rest of the batch goes on. Only the
+shared forward pass (`runner.run`) raising fails the batch (the engine loop does that).
+
+Events for listeners are queued during a step and handed out by `deliver()`, which the engine
+loop calls after publishing the step's stats: a caller holding a result sees stats that count it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ...grammar.jump_forward import apply_jump_forward, jump_forward
+from ..sampling_params import SamplingParams
+from .admission import Admission
 from .config import EngineConfig
+from .handle import RequestError
 from .model_runner import ModelRunner, StepLogits
-from ..outputs import Completion, RequestOutput, StreamDelta, TokenLogprob
-from ..cache.radix_cache import RadixCache
+from ..outputs import StreamDelta, TokenLogprob
+from .events import request_output, stream_delta
 from .request import Request, Sequence, SeqStatus
 from .sampler import Sampler, SampleRow
 from .scheduler import Chunk, Scheduler
+from .stats import Counters
 from .text_output import TextOutput
 from ..tokenizer.tokenizer import Tokenizer
 
-
-@dataclass(slots=True)
-class Counters:
-    num_requests: int = 0
-    num_finished: int = 0
-    num_aborted: int = 0
-    prompt_tokens: int = 0  # prompt tokens of admitted requests
-    prefill_tokens_computed: int = 0  # tokens run through the model in chunks longer than 1
-    decode_tokens_computed: int = 0  # tokens run as single-token decodes
-    generated_tokens: int = 0
-    forced_tokens: int = 0  # appended by jump-forward
-    steps: int = 0
-    forward_seconds: float = 0.0
-    ttft: list[float] = field(default_factory=list)  # drained by metrics readers
+log = logging.getLogger("tines.engine")
 
 
 class EngineCore:
     def __init__(self, cfg: EngineConfig, tokenizer: Tokenizer, runner: ModelRunner,
-                 scheduler: Scheduler, max_model_len: int, stream_listeners: bool = True):
+                 scheduler: Scheduler, max_model_len: int, admission: Admission | None = None):
         self.cfg, self.tokenizer, self.runner, self.scheduler = cfg, tokenizer, runner, scheduler
-        self.cache: RadixCache = scheduler.cache
+        self.cache = scheduler.cache
         self.max_model_len = max_model_len
+        self.admission = admission or Admission(cfg.max_queue)
         self.sampler = Sampler(tokenizer, cfg.seed)
         self.requests: dict[str, Request] = {}
         self.counters = Counters()
-        self.vocab_words = (runner.model.cfg.vocab_size + 31) // 32
+        self.vocab_size = runner.model.cfg.vocab_size
+        self.vocab_words = (self.vocab_size + 31) // 32
+        self._events: list[tuple[Callable[[Any], None], Any]] = []
+
+    def reset_stats(self) -> None:
+        """Forget the cache and every counter (after the warm-up requests)."""
+        self.cache.flush()
+        self.cache.hit_tokens = self.cache.miss_tokens = self.cache.evicted_tokens = 0
+        self.scheduler.num_retractions = 0
+        self.counters = Counters()
+
+    def run_now(self, prompts: list[list[int]], params: SamplingParams) -> None:
+        """Run requests to completion on this thread (the warm-up, before the loop starts)."""
+        errors: list[BaseException] = []
+        for i, ids in enumerate(prompts):
+            self.add(Request(f"warm-up-{i}", ids, params, lambda item: errors.append(item)
+                             if isinstance(item, BaseException) else None, queued=False))
+        while self.scheduler.has_work():
+            self.step()
+        self.deliver()
+        if errors:
+            raise errors[0]
+
+    def deliver(self) -> None:
+        """Hand the queued events to their listeners (after the stats are published)."""
+        events, self._events = self._events, []
+        for sink, item in events:
+            sink(item)
 
     # --- requests in and out --------------------------------------------------------------
     def add(self, req: Request) -> None:
@@ -80,13 +109,38 @@ class EngineCore:
         return True
 
     def fail(self, req: Request, error: BaseException) -> None:
+        """End a request with `error`, giving back what its sequences hold (no-op once the
+        request has ended)."""
+        if self.requests.get(req.request_id) is not req:
+            return
         for seq in req.seqs:
             if seq.status is SeqStatus.RUNNING:
                 self.scheduler.release(seq, SeqStatus.FINISHED)
             elif seq.status is SeqStatus.WAITING:
                 self.scheduler.remove_waiting(seq)
-        self.requests.pop(req.request_id, None)
-        req.sink(error)
+        del self.requests[req.request_id]
+        self._left_queue(req)
+        self.counters.num_failed += 1
+        self._events.append((req.sink, error))
+
+    def _isolated(self, req: Request, stage: str, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run one request's own part of the step; when it raises, fail that request alone."""
+        try:
+            fn(*args)
+            return True
+        except Exception as e:
+            log.exception("request %s failed in %s", req.request_id, stage)
+            self.fail(req, RequestError(f"request {req.request_id} failed in {stage}: {e!r}"))
+            return False
+
+    def _left_queue(self, req: Request) -> None:
+        if req.queued:
+            req.queued = False
+            self.admission.leave()
+
+    @staticmethod
+    def _live(seq: Sequence) -> bool:
+        return not seq.is_finished
 
     # --- one step -------------------------------------------------------------------------
     def step(self) -> bool:
@@ -95,6 +149,8 @@ class EngineCore:
         chunks = self.scheduler.schedule()
         if not chunks:
             return False
+        for c in chunks:
+            self._left_queue(c.seq.request)
         t0 = time.perf_counter()
         chunks, out = self.runner.run(chunks)
         self.counters.forward_seconds += time.perf_counter() - t0
@@ -105,60 +161,68 @@ class EngineCore:
                 self.counters.prefill_tokens_computed += c.length
             else:
                 self.counters.decode_tokens_computed += 1
-        self._record_prompt_logprobs(chunks, out)
         for c in chunks:
+            rows = out.prompt_rows.get(id(c.seq))
+            if rows is not None:
+                self._isolated(c.seq.request, "prompt logprobs", self._record_prompt_logprobs,
+                               c.seq.request, out, rows)
+        for c in chunks:
+            if not self._live(c.seq):
+                continue
             if c.length > 1:
                 self.scheduler.cache_computed(c.seq)
             if c.reaches_end and c.seq.request.prefill_only:
                 self._finish(c.seq, "stop")
         self._sample(chunks, out)
         for req in {id(c.seq.request): c.seq.request for c in chunks}.values():
-            self._emit(req)
+            self._isolated(req, "output", self._emit, req)
         return True
 
-    def _record_prompt_logprobs(self, chunks: list[Chunk], out: StepLogits) -> None:
-        for c in chunks:
-            rows = out.prompt_rows.get(id(c.seq))
-            if rows is None:
-                continue
-            first, count, pos = rows
-            req = c.seq.request
-            if req.prompt_logprobs is None:
-                req.prompt_logprobs = [None] * len(req.prompt_ids)
-            lp = torch.log_softmax(out.logits[first:first + count], dim=-1)
-            tokens = req.prompt_ids[pos:pos + count]
-            for j, tok in enumerate(tokens):
-                req.prompt_logprobs[pos + j] = self.sampler.token_logprob(
-                    lp[j], tok, req.params.top_logprobs) if req.params.top_logprobs else \
-                    TokenLogprob(tok, "", float(lp[j, tok]))
+    def _record_prompt_logprobs(self, req: Request, out: StepLogits,
+                                rows: tuple[int, int, int]) -> None:
+        first, count, pos = rows
+        if req.prompt_logprobs is None:
+            req.prompt_logprobs = [None] * len(req.prompt_ids)
+        req.prompt_logprobs[pos:pos + count] = self.sampler.prompt_logprobs(
+            out.logits[first:first + count], req.prompt_ids[pos:pos + count], req.params.top_logprobs)
 
     def _sample(self, chunks: list[Chunk], out: StepLogits) -> None:
         seqs: list[Sequence] = []
         logit_rows: list[int] = []
         for c in chunks:
             row = out.sample_row.get(id(c.seq))
-            if row is None or c.seq.is_finished:
+            if row is None or not self._live(c.seq):
                 continue
-            group = [c.seq] + self._fork_siblings(c.seq)
+            group = [c.seq]
+            if not self._isolated(c.seq.request, "fork", lambda: group.extend(self._fork_siblings(c.seq))):
+                continue
             seqs += group
             logit_rows += [row] * len(group)
+        masks = self._grammar_masks(seqs)
+        keep = [i for i, s in enumerate(seqs) if self._live(s)]
+        seqs, logit_rows = [seqs[i] for i in keep], [logit_rows[i] for i in keep]
+        masks = [masks[i] for i in keep]
         if not seqs:
             return
-        logits = out.logits[logit_rows]
-        bitmask, bitmask_rows = self._grammar_masks(seqs)
         rows = [SampleRow(s.request.params, s.token_ids, s.prompt_len, s.seed, s.index,
                           self._end_ids(s)) for s in seqs]
-        tokens, logprobs = self.sampler.sample(logits, rows, bitmask, bitmask_rows)
+        picked = self.sampler.sample_each(out.logits, logit_rows, rows, masks)
         now = time.monotonic()
-        for seq, token, lp in zip(seqs, tokens, logprobs):
-            req = seq.request
-            if req.first_token_time is None:
-                req.first_token_time = now
-                self.counters.ttft.append(now - req.arrival)
-            seq.num_sampled += 1
-            self._append(seq, token, lp)
-            if not seq.is_finished:
-                self._jump_forward(seq)
+        for seq, result in zip(seqs, picked):
+            if isinstance(result, Exception):
+                self._isolated(seq.request, "sampling", _reraise, result)
+            elif self._live(seq):
+                self._isolated(seq.request, "token acceptance", self._accept, seq, *result, now)
+
+    def _accept(self, seq: Sequence, token: int, lp: TokenLogprob | None, now: float) -> None:
+        req = seq.request
+        if req.first_token_time is None:
+            req.first_token_time = now
+            self.counters.ttft.observe(now - req.arrival)
+        seq.num_sampled += 1
+        self._append(seq, token, lp)
+        if not seq.is_finished:
+            self._jump_forward(seq)
 
     def _fork_siblings(self, seq: Sequence) -> list[Sequence]:
         """On the first token of an n > 1 request, start its other n-1 sequences on the
@@ -184,15 +248,20 @@ class EngineCore:
             ends |= self.tokenizer.eos_token_ids
         return frozenset(ends)
 
-    def _grammar_masks(self, seqs: list[Sequence]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        rows = [i for i, seq in enumerate(seqs) if seq.grammar is not None]
-        if not rows:
-            return None, None
-        bitmask = torch.zeros(len(rows), self.vocab_words, dtype=torch.int32)
+    def _grammar_masks(self, seqs: list[Sequence]) -> list[torch.Tensor | None]:
+        """Each constrained sequence's allowed tokens as an int32 (V/32,) bitmask row (None
+        for free ones); a matcher that raises fails its own request."""
+        masks: list[torch.Tensor | None] = [None] * len(seqs)
+        grammar_rows = [i for i, seq in enumerate(seqs) if seq.grammar is not None]
+        if not grammar_rows:
+            return masks
+        bitmask = torch.zeros(len(grammar_rows), self.vocab_words, dtype=torch.int32)
         buf = bitmask.numpy()
-        for j, i in enumerate(rows):
-            seqs[i].grammar.fill_bitmask(buf, j)
-        return bitmask, torch.tensor(rows, dtype=torch.int64)
+        for j, i in enumerate(grammar_rows):
+            if self._live(seqs[i]) and self._isolated(seqs[i].request, "grammar mask",
+                                                      seqs[i].grammar.fill_bitmask, buf, j):
+                masks[i] = bitmask[j]
+        return masks
 
     # --- tokens, stops, finishing ---------------------------------------------------------
     def _append(self, seq: Sequence, token: int, lp: TokenLogprob | None) -> None:
@@ -229,9 +298,8 @@ class EngineCore:
         cut = len(seq.token_ids) - jf.num_retract
         removed = seq.token_ids[cut:]
         del seq.token_ids[cut:]
-        if seq.num_computed > cut:  # retracted tokens that already have K/V: free their slots
-            self.scheduler.pool.free(self.scheduler.table.read(seq.row, seq.num_computed)[cut:].clone())
-            seq.num_computed = cut
+        if seq.status is SeqStatus.RUNNING:  # retracted tokens that already have K/V
+            self.scheduler.truncate(seq, cut)
         seq.token_ids += jf.append_ids
         seq.num_forced_tokens += jf.num_saved
         self.counters.forced_tokens += jf.num_saved
@@ -258,56 +326,67 @@ class EngineCore:
     def _start_grammars(self) -> None:
         """Give waiting sequences whose grammar has compiled their matcher (appending any
         text forced at the very start, so the prefill computes it), or fail the request when
-        compilation failed."""
+        compilation failed. A grammar that forces the whole answer completes it here."""
         for seq in list(self.scheduler.waiting):
             future = seq.request.grammar_future
-            if future is None or seq.grammar is not None or not future.done():
+            if future is None or seq.grammar is not None or not future.done() or seq.is_finished:
                 continue
             if future.exception() is not None:
-                if seq.request.request_id in self.requests:
-                    self.fail(seq.request, future.exception())
+                self.fail(seq.request, future.exception())
                 continue
-            seq.grammar = future.result().matcher()
-            self._jump_forward(seq)
+            self._isolated(seq.request, "grammar start", self._start_grammar, seq, future.result())
+
+    def _start_grammar(self, seq: Sequence, compiled: Any) -> None:
+        seq.grammar = compiled.matcher()
+        self._jump_forward(seq)
+        if seq.is_finished:
+            self._complete_forced(seq)
+
+    def _complete_forced(self, seq: Sequence) -> None:
+        """The grammar forced the whole answer before any token was computed: the request's
+        other completions get the same text, and it completes now, prompt never run."""
+        req = seq.request
+        for i in range(len(req.seqs), 1 if req.prefill_only else req.params.n):
+            child = self._new_seq(req, i)
+            child.token_ids = list(seq.token_ids)
+            child.num_forced_tokens = seq.num_forced_tokens
+            child.output.push(seq.token_ids[seq.prompt_len:])
+            child.output.finish()
+            child.finish_reason, child.matched_stop = seq.finish_reason, seq.matched_stop
+            child.status = SeqStatus.FINISHED
+        req.first_token_time = time.monotonic()
+        self.counters.ttft.observe(req.first_token_time - req.arrival)
+        self._left_queue(req)
+        self._maybe_complete(req)
 
     # --- listeners ------------------------------------------------------------------------
     def _emit(self, req: Request) -> None:
+        if self.requests.get(req.request_id) is not req:  # failed earlier in the step
+            return
         if not self._maybe_complete(req) and req.stream:
             for seq in req.seqs:
                 delta = seq.output.take_delta(final=False)
                 if delta:
-                    req.sink(self._delta(seq, delta))
-
-    @staticmethod
-    def _delta(seq: Sequence, text: str, finish_reason: str | None = None) -> StreamDelta:
-        """A stream event with the text and the tokens (and logprobs) new since the last."""
-        tokens = seq.token_ids[seq.prompt_len + seq.num_streamed:]
-        logprobs = None
-        if seq.logprobs is not None:
-            logprobs = seq.logprobs[seq.num_streamed_logprobs:]
-            seq.num_streamed_logprobs = len(seq.logprobs)
-        seq.num_streamed += len(tokens)
-        return StreamDelta(seq.request.request_id, seq.index, text, tokens, finish_reason, logprobs)
+                    self._events.append((req.sink, stream_delta(seq, delta)))
 
     def _maybe_complete(self, req: Request) -> bool:
         """Deliver the final events once every sequence of the request is done."""
-        if req.request_id not in self.requests or not req.all_finished:
+        if self.requests.get(req.request_id) is not req or not req.all_finished:
             return False
-        del self.requests[req.request_id]
-        self.counters.num_finished += 1
-        self.counters.num_aborted += req.aborted
-        output = self.output_of(req)
+        output = request_output(req)  # may raise (detokenizing): nothing is changed yet
+        events = []
         for seq in req.seqs:
             delta = seq.output.take_delta(final=True)
             if req.stream and (delta or seq.finish_reason):
-                req.sink(self._delta(seq, delta, seq.finish_reason))
-        req.sink(StreamDelta(req.request_id, -1, "", [], None, None, output))
+                events.append((req.sink, stream_delta(seq, delta, seq.finish_reason)))
+        events.append((req.sink, StreamDelta(req.request_id, -1, "", [], None, None, output)))
+        del self.requests[req.request_id]
+        self._left_queue(req)
+        self.counters.num_finished += 1
+        self.counters.num_aborted += req.aborted
+        self._events += events
         return True
 
-    @staticmethod
-    def output_of(req: Request) -> RequestOutput:
-        completions = [Completion(s.index, s.output.text, s.token_ids[s.prompt_len:],
-                                  s.finish_reason or "abort", s.matched_stop, s.logprobs)
-                       for s in sorted(req.seqs, key=lambda s: s.index)]
-        return RequestOutput(req.request_id, list(req.prompt_ids), completions,
-                             req.num_cached_tokens, req.prompt_logprobs)
+
+def _reraise(error: Exception) -> None:
+    raise error

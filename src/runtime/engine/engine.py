@@ -3,6 +3,12 @@
 Callers on any thread submit requests and block on results (`generate`, `stream`, `score`);
 asyncio callers await them (`agenerate`, `astream`, `ascore`) without a thread per request.
 Prompts are tokenized and validated on the caller's thread, so bad input fails there, at once.
+
+The engine thread alone owns the engine's state (core, scheduler, pool, cache, model): it builds
+them (`build_core`), steps them, and after each step and each inbox drain publishes an
+immutable stats snapshot. Callers' threads see only that snapshot, the inbox, their request
+handles, the admission counter, and facts fixed at build (tokenizer, chat template, model
+config, context length, pool size).
 """
 
 from __future__ import annotations
@@ -15,35 +21,30 @@ import queue
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-import torch
-
-from ..tokenizer.chat_template import ChatTemplate
+from ..models.registry import resolve_model
+from ..outputs import RequestOutput, StreamDelta
+from ..sampling_params import SamplingParams
+from .admission import Admission, QueueFullError
+from .build import build_core
 from .config import EngineConfig
 from .core import EngineCore
-from .handle import RequestHandle
-from ..cache.kv_pool import KVPool
-from ..models.loader import load_model
-from .malloc_tuning import keep_step_memory_in_heap
-from .model_runner import ModelRunner
-from ..models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
-from ..outputs import RequestOutput, StreamDelta
-from ..cache.radix_cache import RadixCache
-from ..models.registry import resolve_model
+from .handle import RequestError, RequestHandle
+from .intake import RequestIntake
 from .request import Request
-from ..sampling_params import SamplingParams
-from .scheduler import Scheduler
-from .scoring import ContinuationScore, continuation_requests, score_of
-from ..cache.slot_table import SlotTable
-from ..tokenizer.tokenizer import Tokenizer
+from .scoring import (ContinuationScore, Prompt, continuation_requests, score_of, start_token,
+                      unconditional_requests)
+from .stats import process_rss_bytes, snapshot
+
+__all__ = ["Engine", "Prompt", "QueueFullError"]
 
 log = logging.getLogger("tines.engine")
-Prompt = str | Sequence[int]
 
 
 _live_engines: weakref.WeakSet = weakref.WeakSet()
@@ -56,10 +57,6 @@ def _shutdown_live_engines() -> None:
         engine.shutdown()
 
 
-class QueueFullError(RuntimeError):
-    """The waiting queue is at `max_queue`; try again later."""
-
-
 class Engine:
     def __init__(self, model: str | Path | None = None, config: EngineConfig | None = None,
                  **overrides: Any):
@@ -68,11 +65,12 @@ class Engine:
             overrides["model"] = str(model)
         self.cfg = cfg = replace(cfg, **overrides)
         self.model_path = resolve_model(cfg.model)
-        self._grammars = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._ids = itertools.count()
         self._stopping = False
+        self._admission = Admission(cfg.max_queue)
+        self._stats: Mapping[str, Any] = MappingProxyType({})
         # Every torch op of the engine, loading included, runs on its own thread: OpenMP keeps
         # one worker team per thread that runs parallel regions, and a second team on a
         # two-core machine made each op up to 2x slower (measured: one decode token 28 ms
@@ -81,78 +79,29 @@ class Engine:
         self._thread = threading.Thread(target=self._run, args=(ready,), name="tines-engine",
                                         daemon=True)
         self._thread.start()
-        error = ready.get()
-        if error is not None:
-            raise error
+        built = ready.get()
+        if isinstance(built, BaseException):
+            raise built
+        # Fixed at build, safe to read on any thread.
+        self.tokenizer = built.tokenizer
+        self.chat_template = built.chat_template
+        self.model_config = built.model_config
+        self.max_model_len = built.max_model_len
+        self.pool = built.pool  # KVPoolInfo: num_slots, nbytes
+        self.start_token_id = start_token(built.tokenizer)
+        self._intake = RequestIntake(built.tokenizer, built.model_config.vocab_size,
+                                     built.max_model_len, built.pool.num_slots)
         _live_engines.add(self)
-        if cfg.compile:
-            self._warm_up_compiled_decode()
-        else:
-            self._warm_up()
-
-    def _build(self) -> None:
-        """Load the model and make the engine's parts (on the engine thread)."""
-        cfg = self.cfg
-        keep_step_memory_in_heap()
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        loaded = load_model(self.model_path, cfg.weights, cfg.max_model_len)
-        self.model = loaded.model
-        self.model_config = loaded.config
-        self.max_model_len = loaded.model.max_positions
-        if loaded.gguf is not None:
-            self.tokenizer = Tokenizer.from_gguf_metadata(loaded.gguf.metadata)
-            self.chat_template = ChatTemplate.from_gguf_metadata(loaded.gguf.metadata, self.tokenizer)
-        else:
-            self.tokenizer = Tokenizer.from_hf_folder(self.model_path)
-            self.chat_template = ChatTemplate.from_hf_folder(self.model_path)
-        mc = loaded.config
-        pool = KVPool(self._pool_tokens(mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
-                      loaded.model.dtype)
-        cache = RadixCache(pool, disabled=cfg.disable_radix_cache)
-        table = SlotTable(2 * cfg.max_running + 1, self.max_model_len + 1)
-        scheduler = Scheduler(cfg, pool, cache, table)
-        self.core = EngineCore(cfg, self.tokenizer, ModelRunner(loaded.model, pool, table),
-                               scheduler, self.max_model_len)
-        self.pool, self.cache, self.scheduler = pool, cache, scheduler
 
     def _run(self, ready: queue.SimpleQueue) -> None:
         try:
-            self._build()
+            built = build_core(self.cfg, self.model_path, self._admission)
         except BaseException as e:  # delivered to the constructor, which raises it
             ready.put(e)
             return
-        ready.put(None)
-        self._loop()
-
-    def _warm_up(self) -> None:
-        """One short request at start: the first forward pass pays the libraries' one-time
-        set-up (1.6 s for the default model here), which belongs to loading, not to the
-        first user request."""
-        vocab = self.model_config.vocab_size
-        prompt = [1 + i % (vocab - 1) for i in range(2 * AUTO_INT4_MAX_TOKENS)]  # both matmul paths
-        self.generate(prompt, SamplingParams(temperature=0, max_new_tokens=2, ignore_eos=True))
-        self.call(_reset_after_warm_up)
-
-    def _warm_up_compiled_decode(self) -> None:
-        """Compile now, not on the first user request: decode steps of one sequence and of
-        several (which makes batch size and context length dynamic), then forget them."""
-        self.call(lambda core: self.model.compile_decode())
-        greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
-        self.generate([1, 2, 3], greedy)
-        self.generate([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
-        # A batch past the auto format's int4 limit: the bf16 branch gets its graph too.
-        self.generate([[i, i + 1] for i in range(1, AUTO_INT4_MAX_TOKENS + 3)], greedy)
-        self.call(_reset_after_warm_up)
-        self.model.decode_warm = True
-
-    def _pool_tokens(self, mc) -> int:
-        if self.cfg.kv_tokens:
-            return self.cfg.kv_tokens
-        per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,
-                                           activation_dtype(self.cfg.weights))
-        return max(1024, min(self.cfg.max_kv_tokens,
-                             int(_available_memory() * self.cfg.kv_memory_fraction) // per_token))
+        self._publish(built.core)
+        ready.put(built._replace(core=None))
+        self._loop(built.core)
 
     # --- submitting -----------------------------------------------------------------------
     def submit(self, prompt: Prompt, params: SamplingParams | None = None, *,
@@ -163,6 +112,7 @@ class Engine:
         QueueFullError when the queue is full."""
         handle, req = self._request(prompt, params, request_id, stream, prefill_only,
                                     logprob_start, loop)
+        self._admission.enter(1)
         self._send([req])
         return handle
 
@@ -175,6 +125,7 @@ class Engine:
         starts = logprob_starts or [None] * len(prompts)
         made = [self._request(p, params, None, False, prefill_only, start, loop)
                 for p, start in zip(prompts, starts)]
+        self._admission.enter(len(made))
         self._send([req for _, req in made])
         return [handle for handle, _ in made]
 
@@ -182,15 +133,13 @@ class Engine:
                  stream: bool, prefill_only: bool, logprob_start: int | None,
                  loop: asyncio.AbstractEventLoop | None) -> tuple[RequestHandle, Request]:
         params = params or SamplingParams()
-        ids = self.encode_prompt(prompt)
-        self._validate(ids, params)
+        ids = self._intake.encode_prompt(prompt)
+        self._intake.validate(ids, params)
         if params.prompt_logprobs and logprob_start is None:
             logprob_start = 1  # every prompt token after the first (which has no context)
-        if len(self.scheduler.waiting) >= self.cfg.max_queue:
-            raise QueueFullError(f"the queue is full ({self.cfg.max_queue} waiting requests)")
         handle = RequestHandle(request_id or f"req-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
         req = Request(handle.request_id, ids, params, handle.push, stream, prefill_only,
-                      logprob_start, grammar_future=self._compile_grammar(params))
+                      logprob_start, grammar_future=self._intake.compile_grammar(params))
         return handle, req
 
     def _send(self, reqs: list[Request]) -> None:
@@ -198,34 +147,8 @@ class Engine:
         self._wake.set()
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tokenizer.encode(prompt, add_special_tokens=True)
-        ids = [int(t) for t in prompt]
-        bad = [t for t in ids if not 0 <= t < self.model_config.vocab_size]
-        if bad:
-            raise ValueError(f"input_ids: token id {bad[0]} is outside the vocabulary "
-                             f"[0, {self.model_config.vocab_size})")
-        return ids
-
-    def _validate(self, ids: list[int], params: SamplingParams) -> None:
-        if not ids:
-            raise ValueError("prompt: empty (at least one token is needed)")
-        if len(ids) >= self.max_model_len:
-            raise ValueError(f"prompt: {len(ids)} tokens does not fit the context of "
-                             f"{self.max_model_len} tokens")
-        if len(ids) + params.max_new_tokens > self.pool.num_slots:
-            raise ValueError(f"prompt ({len(ids)} tokens) + max_new_tokens "
-                             f"({params.max_new_tokens}) can never fit the KV pool of "
-                             f"{self.pool.num_slots} tokens")
-
-    def _compile_grammar(self, params: SamplingParams) -> Future | None:
-        if params.constraint is None:
-            return None
-        from .grammar_bridge import GrammarBridge  # grammar support loads on first use
-
-        if self._grammars is None:
-            self._grammars = GrammarBridge(self.tokenizer, self.model_config.vocab_size)
-        return self._grammars.compile_async(params)
+        """Token ids of a prompt (text or ids); ValueError for bad input."""
+        return self._intake.encode_prompt(prompt)
 
     # --- blocking and async results -------------------------------------------------------
     def generate(self, prompt: Prompt | list[Prompt], params: SamplingParams | None = None
@@ -268,15 +191,28 @@ class Engine:
     def score(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
         """Each continuation's token logprobs given the prefix. All are submitted together:
         the prefix is computed once and the others extend it from the radix cache."""
-        reqs = continuation_requests(self, prefix, continuations)
+        reqs = self._continuations(prefix, continuations)
         handles = self._submit_scoring(reqs)
         return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
 
     async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
-        reqs = continuation_requests(self, prefix, continuations)
+        reqs = self._continuations(prefix, continuations)
         handles = self._submit_scoring(reqs, asyncio.get_running_loop())
         outs = await asyncio.gather(*(h.aresult() for h in handles))
         return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
+
+    def score_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
+        """Each scored continuation's own tokens after only the start-of-document token: rows
+        that line up token for token with `scores` (what `select`'s unconditional method
+        subtracts)."""
+        return self.score(*unconditional_requests(self.tokenizer, scores))
+
+    async def ascore_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
+        return await self.ascore(*unconditional_requests(self.tokenizer, scores))
+
+    def _continuations(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[tuple[list[int], int]]:
+        prefix_ids = self.encode_prompt(prefix) if (prefix or not isinstance(prefix, str)) else []
+        return continuation_requests(self.tokenizer, prefix, prefix_ids, continuations)
 
     def _submit_scoring(self, reqs: list[tuple[list[int], int]],
                         loop: asyncio.AbstractEventLoop | None = None) -> list[RequestHandle]:
@@ -289,7 +225,7 @@ class Engine:
         return how many of its tokens were already cached. Without a radix cache there is
         nothing to keep it in: the prompt is only checked, not computed."""
         if self.cfg.disable_radix_cache:
-            self._validate(self.encode_prompt(prompt), SamplingParams(max_new_tokens=1))
+            self._intake.validate(self.encode_prompt(prompt), SamplingParams(max_new_tokens=1))
             return 0
         return self.submit(prompt, SamplingParams(max_new_tokens=1), prefill_only=True).result().num_cached_tokens
 
@@ -308,7 +244,7 @@ class Engine:
 
     def flush_cache(self) -> bool:
         """Drop the radix cache (refused while requests run). Returns whether it flushed."""
-        return self.call(lambda core: core.cache.flush())
+        return self.call(lambda core: core.scheduler.cache.flush())
 
     def call(self, fn: Callable[[EngineCore], Any]) -> Any:
         """Run fn(core) on the engine thread between steps and return its result."""
@@ -318,30 +254,12 @@ class Engine:
         return future.result()
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of load and cache figures (read without stopping the engine)."""
-        c, cache, pool = self.core.counters, self.cache, self.pool
-        looked_up = cache.hit_tokens + cache.miss_tokens
-        return {
-            "running": len(self.scheduler.running),
-            "waiting": len(self.scheduler.waiting),
-            "kv_slots_total": pool.num_slots,
-            "kv_slots_used": pool.num_used,
-            "kv_slots_cached": cache.total_size,
-            "kv_slots_protected": cache.protected_size,  # cached slots locked by requests
-            "cache_hit_tokens": cache.hit_tokens,
-            "cache_hit_rate": cache.hit_tokens / looked_up if looked_up else 0.0,
-            "evicted_tokens": cache.evicted_tokens,
-            "retractions": self.scheduler.num_retractions,
-            "num_requests": c.num_requests,
-            "num_finished": c.num_finished,
-            "num_aborted": c.num_aborted,
-            "prompt_tokens": c.prompt_tokens,
-            "prefill_tokens_computed": c.prefill_tokens_computed,
-            "decode_tokens_computed": c.decode_tokens_computed,
-            "generated_tokens": c.generated_tokens,
-            "forced_tokens": c.forced_tokens,
-            "steps": c.steps,
-        }
+        """Load, memory and cache figures: the snapshot the engine thread published after its
+        last step or inbox drain (a request whose result you hold is counted in it), plus
+        this process's resident memory."""
+        stats = dict(self._stats)
+        stats["rss_bytes"] = process_rss_bytes()
+        return stats
 
     def is_alive(self) -> bool:
         """Whether the engine thread is running (False after shutdown or a crash)."""
@@ -361,61 +279,57 @@ class Engine:
         self.shutdown()
 
     # --- the engine thread ----------------------------------------------------------------
-    def _loop(self) -> None:
-        core = self.core
+    def _publish(self, core: EngineCore) -> None:
+        """Publish the stats, then hand out the events they count (engine thread)."""
+        self._stats = snapshot(core)
+        core.deliver()
+
+    def _loop(self, core: EngineCore) -> None:
         while True:
-            self._drain_inbox()
+            self._drain_inbox(core)
             if self._stopping:
                 for rid in list(core.requests):
                     core.abort(rid)
+                self._publish(core)
                 return
-            if not self.scheduler.has_work():
+            if not core.scheduler.has_work():
                 self._wake.wait()
                 self._wake.clear()
                 continue
             try:
                 progressed = core.step()
-            except Exception as e:  # a bug, not bad input: fail what was running, keep serving
+            except Exception as e:  # the shared forward pass: fail what was running, keep serving
                 log.exception("engine step failed")
                 for req in list(core.requests.values()):
-                    core.fail(req, RuntimeError(f"engine step failed: {e!r}"))
-                continue
+                    core.fail(req, RequestError(f"engine step failed: {e!r}"))
+                progressed = True
+            self._publish(core)
             if not progressed:  # e.g. waiting for a grammar to compile
                 self._wake.wait(0.002)
                 self._wake.clear()
 
-    def _drain_inbox(self) -> None:
+    def _drain_inbox(self, core: EngineCore) -> None:
+        drained = False
         while True:
             try:
                 kind, item = self._inbox.get_nowait()
             except queue.Empty:
-                return
+                break
+            drained = True
             if kind == "add":
                 for req in item:
-                    self.core.add(req)
+                    core.add(req)
             elif kind == "abort":
-                self.core.abort(item)
+                core.abort(item)
             elif kind == "call":
                 fn, future = item
                 try:
-                    future.set_result(fn(self.core))
+                    result = fn(core)
                 except Exception as e:
+                    self._publish(core)
                     future.set_exception(e)
-
-
-def _reset_after_warm_up(core: EngineCore) -> None:
-    core.cache.flush()
-    core.cache.hit_tokens = core.cache.miss_tokens = core.cache.evicted_tokens = 0
-    core.scheduler.num_retractions = 0
-    core.counters = type(core.counters)()
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
+                else:
+                    self._publish(core)
+                    future.set_result(result)
+        if drained:
+            self._publish(core)

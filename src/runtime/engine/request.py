@@ -105,6 +105,7 @@ class Request:
     prompt_logprobs: list[TokenLogprob | None] | None = None
     num_cached_tokens: int = 0
     admitted: bool = False  # its prompt has been matched against the cache once
+    queued: bool = True  # counted by Admission until it first leaves the waiting queue
     aborted: bool = False
     error: str | None = None
 

@@ -68,6 +68,35 @@ class Sampler:
             logprobs[i] = self.token_logprob(raw_lp[j], tokens[i], rows[i].params.top_logprobs)
         return tokens, logprobs
 
+    def sample_each(self, logits: torch.Tensor, logit_rows: list[int], rows: list[SampleRow],
+                    masks: list[torch.Tensor | None]
+                    ) -> list[tuple[int, TokenLogprob | None] | Exception]:
+        """(token, logprob) per row from one batched `sample` over `logits[logit_rows]`, each
+        row masked by its bitmask row (None: free). When the batch raises, every row is
+        sampled alone from the untouched `logits`, so only the rows that raise get their
+        exception in place of a token (one bad request never fails the others)."""
+        try:
+            tokens, logprobs = self.sample(logits[logit_rows], rows, *_stack_masks(masks))
+            return list(zip(tokens, logprobs))
+        except Exception:
+            pass
+        picked: list[tuple[int, TokenLogprob | None] | Exception] = []
+        for row, logit_row, mask in zip(rows, logit_rows, masks):
+            try:
+                tokens, logprobs = self.sample(logits[[logit_row]], [row], *_stack_masks([mask]))
+                picked.append((tokens[0], logprobs[0]))
+            except Exception as e:
+                picked.append(e)
+        return picked
+
+    def prompt_logprobs(self, logits: torch.Tensor, tokens: list[int], top: int) -> list[TokenLogprob]:
+        """The logprob of each prompt token from the logits of the position before it:
+        logits (N, V), tokens N ids."""
+        lp = torch.log_softmax(logits, dim=-1)
+        if top:
+            return [self.token_logprob(lp[j], tok, top) for j, tok in enumerate(tokens)]
+        return [TokenLogprob(tok, "", float(lp[j, tok])) for j, tok in enumerate(tokens)]
+
     def token_logprob(self, row_lp: torch.Tensor, token: int, top: int) -> TokenLogprob:
         """A token's logprob from a (V,) log-softmax row, with the `top` best alternatives."""
         alts: list[tuple[int, str, float]] = []
@@ -125,6 +154,14 @@ class Sampler:
         if r.seed is None:
             return self._rng.random()
         return _hash_uniform(r.seed, r.index, r.num_output)
+
+
+def _stack_masks(masks: list[torch.Tensor | None]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Per-row bitmask rows (None: unconstrained) -> (bitmask, row indices) for `sample`."""
+    rows = [i for i, m in enumerate(masks) if m is not None]
+    if not rows:
+        return None, None
+    return torch.stack([masks[i] for i in rows]), torch.tensor(rows, dtype=torch.int64)
 
 
 def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

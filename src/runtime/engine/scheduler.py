@@ -17,6 +17,7 @@ import torch
 
 from .config import EngineConfig
 from ..cache.kv_pool import KVPool
+from ..cache.no_cache import NoCache
 from ..cache.radix_cache import RadixCache
 from .request import Sequence, SeqStatus
 from ..cache.slot_table import SlotTable
@@ -50,7 +51,8 @@ class Chunk:
 
 
 class Scheduler:
-    def __init__(self, cfg: EngineConfig, pool: KVPool, cache: RadixCache, table: SlotTable):
+    def __init__(self, cfg: EngineConfig, pool: KVPool, cache: RadixCache | NoCache,
+                 table: SlotTable):
         self.cfg, self.pool, self.cache, self.table = cfg, pool, cache, table
         self.waiting: list[Sequence] = []
         self.running: list[Sequence] = []
@@ -124,7 +126,7 @@ class Scheduler:
         return chunks
 
     def _ordered_waiting(self) -> list[Sequence]:
-        if self.cfg.schedule_policy == "fcfs" or self.cache.disabled:
+        if self.cfg.schedule_policy == "fcfs":
             return list(self.waiting)
         # lpm: longest cached prefix first. A sequence is matched once when it arrives; after
         # the cache changes, at most LPM_REFRESH_PER_STEP stale lengths are refreshed per step
@@ -169,11 +171,12 @@ class Scheduler:
     def cache_computed(self, seq: Sequence) -> None:
         """Put the computed part of a running sequence into the radix cache and hold it there
         (so requests arriving later reuse it while this one still runs)."""
-        if self.cache.disabled or seq.num_computed == seq.cached_len:
+        if seq.num_computed == seq.cached_len:
             return
         tokens = seq.token_ids[:seq.num_computed]
-        self.cache.insert(tokens, self.table.read(seq.row, seq.num_computed))
-        match = self.cache.match_prefix(tokens)
+        match = self.cache.share(tokens, self.table.read(seq.row, seq.num_computed))
+        if match is None:  # NoCache: the sequence keeps its own slots
+            return
         self.cache.lock(match.node)
         self.cache.unlock(seq.last_node)
         self.table.write(seq.row, 0, match.slots)
@@ -200,27 +203,39 @@ class Scheduler:
         self._match_len.pop(id(seq), None)
         seq.status = SeqStatus.FINISHED
 
+    def truncate(self, seq: Sequence, length: int) -> None:
+        """Drop a running sequence's K/V past `length` (jump-forward re-tokenized its tail).
+        Only its own slots go back to the pool, never cached ones:
+
+            | cached (tree) | own, kept | own, freed |
+            0          cached_len    length     num_computed
+        """
+        if length < seq.cached_len:
+            raise ValueError(f"truncate to {length} would cut cached slots (up to {seq.cached_len})")
+        if seq.num_computed > length:
+            self.pool.free(self.table.read(seq.row, seq.num_computed)[length:].clone())
+            seq.num_computed = length
+
     def fork(self, parent: Sequence, child: Sequence) -> bool:
-        """Start `child` running on a copy of `parent`'s computed prompt. Shares the cached
-        KV through the radix tree, or copies it when the cache is off. False when there is no
-        row or memory; the child then waits in the queue and recomputes."""
+        """Start `child` running on a copy of `parent`'s computed prompt: the part the cache
+        holds is shared (locked once more), the rest is copied into fresh slots. False when
+        there is no row or memory; the child then waits in the queue and recomputes."""
         n = parent.num_computed
-        if not self.table.num_free_rows or (self.cache.disabled and not self._make_room(n + 1)):
+        if self.table.num_free_rows:
+            self.cache_computed(parent)
+        own = n - parent.cached_len
+        if not self.table.num_free_rows or (own and not self._make_room(own + 1)):
             self.add(child)
             return False
         child.row = self.table.alloc_row()
-        if self.cache.disabled:
-            slots = self.pool.alloc(n)
-            src = self.table.read(parent.row, n)
-            self.pool.k[:, slots] = self.pool.k[:, src]
-            self.pool.v[:, slots] = self.pool.v[:, src]
-            child.last_node, child.cached_len = self.cache.root, 0
-        else:
-            self.cache_computed(parent)
-            slots = self.table.read(parent.row, n)
-            child.last_node, child.cached_len = parent.last_node, parent.cached_len
-            self.cache.lock(child.last_node)
-        self.table.write(child.row, 0, slots)
+        shared = self.table.read(parent.row, parent.cached_len)
+        self.table.write(child.row, 0, shared)
+        if own:
+            slots = self.pool.alloc(own)
+            self.pool.copy(slots, self.table.read(parent.row, n)[parent.cached_len:])
+            self.table.write(child.row, parent.cached_len, slots)
+        child.last_node, child.cached_len = parent.last_node, parent.cached_len
+        self.cache.lock(child.last_node)
         child.num_computed = n
         child.status = SeqStatus.RUNNING
         self.running.append(child)

@@ -2,6 +2,7 @@
 
 A continuation is tokenized together with its prefix (so the boundary merges as the model would
 see it); its tokens are those after the longest common prefix with the prefix's own tokens.
+Pure functions over token ids and a tokenizer: `Engine.score` runs the requests they describe.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 from ..outputs import RequestOutput
 
 if TYPE_CHECKING:
-    from .engine import Engine, Prompt
     from ..tokenizer.tokenizer import Tokenizer
+
+Prompt = str | Sequence[int]
 
 
 @dataclass(slots=True)
@@ -33,13 +35,12 @@ class ContinuationScore:
         return self.sum_logprob / max(1, len(self.logprobs))
 
 
-def continuation_requests(engine: Engine, prefix: Prompt, continuations: Sequence[Prompt]
-                          ) -> list[tuple[list[int], int]]:
-    """For each continuation: (full token ids, index of its first token)."""
+def continuation_requests(tok: Tokenizer, prefix: Prompt, prefix_ids: list[int],
+                          continuations: Sequence[Prompt]) -> list[tuple[list[int], int]]:
+    """For each continuation: (full token ids, index of its first token). `prefix_ids` is the
+    prefix as the engine encodes a prompt ([] for an empty text)."""
     if not continuations:
         raise ValueError("continuations: at least one is needed")
-    tok = engine.tokenizer
-    prefix_ids = engine.encode_prompt(prefix) if (prefix or not isinstance(prefix, str)) else []
     out = []
     for cont in continuations:
         if isinstance(prefix, str) and isinstance(cont, str):

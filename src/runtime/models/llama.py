@@ -9,7 +9,7 @@ Weights are stored fused (q/k/v as one matrix, gate/up as one) in the engine's w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -146,35 +146,6 @@ class LlamaModel(nn.Module):
         self.max_positions = max_positions or cfg.max_position_embeddings
         self.set_rope(inverse_frequencies(cfg))
         self.requires_grad_(False)
-        self._compiled_decode = None  # set by compile_decode()
-        self.decode_warm = False  # every compiled variant exists (set after the warm-up)
-        # Blocks per compiled call: each call costs tens of microseconds of guards and
-        # wrappers, and a graph of many blocks takes minutes to compile (measured on the
-        # default model: 1 block 15.0 ms/token, 5 blocks 12.1, 30 blocks 12.5 after a 62 s
-        # compile); the largest divisor of the depth up to 6.
-        self.decode_group = max(d for d in range(1, 7) if cfg.num_layers % d == 0)
-
-    def compile_decode(self) -> None:
-        """Compile decode steps with torch.compile (inductor): one graph covers a run of
-        `decode_group` blocks and serves every such run (the weights and pool views are its
-        inputs), for every batch size and context length (their dims are dynamic)."""
-        # Every engine in a process shares this code object's cache of graphs (one per weight
-        # format, batch of one or more, int4 or bf16 branch): room for several engines.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        self._compiled_decode = torch.compile(_decode_layers)
-
-    def _run_compiled(self, *args):
-        # Once the variants are compiled (the engine warms them up), checking only the guards
-        # that tell them apart saves tens of microseconds per call. A shape the warm-up did
-        # not cover raises before anything runs: from then on every guard is checked.
-        try:
-            with torch.compiler.set_stance("default", skip_guard_eval_unsafe=self.decode_warm):
-                return self._compiled_decode(*args)
-        except RuntimeError as e:
-            if not self.decode_warm or "skip_guard_eval_unsafe" not in str(e):
-                raise
-            self.decode_warm = False
-            return self._compiled_decode(*args)
 
     def set_rope(self, inv_freq: torch.Tensor) -> None:
         self.register_buffer("cos_sin", cos_sin_table(inv_freq, self.max_positions), persistent=False)
@@ -187,26 +158,29 @@ class LlamaModel(nn.Module):
         inputs and the KV cache are narrower."""
         x = self.embed(batch.input_ids)  # blocks take x in the matmul dtype
         residual = torch.zeros_like(x, dtype=torch.float32)  # the first block adds x to zero
-        plan = batch.attn
-        if self._compiled_decode is not None and plan.extend is None:
-            d = plan.decode
-            d.prepare_torch()
-            table = d.slot_table[:, :d.max_kv_len]
-            # Batch size and context length vary step to step: one graph for all of them
-            # (a batch of one, or a context of one, may still get its own).
-            for t, dims in ((x, (0,)), (residual, (0,)), (batch.positions, (0,)),
-                            (batch.out_slots, (0,)), (table, (0, 1)), (d.mask, (0, 3))):
-                for dim in dims:
-                    torch._dynamo.maybe_mark_dynamic(t, dim)
-            g = self.decode_group
-            for i in range(0, len(self.layers), g):
-                x, residual = self._run_compiled(
-                    tuple(self.layers[i:i + g]), x, residual, batch.positions, self.cos_sin,
-                    tuple(batch.kv.k[i:i + g]), tuple(batch.kv.v[i:i + g]), batch.out_slots,
-                    table, d.mask)
-        else:
-            for i, layer in enumerate(self.layers):
-                x, residual = layer(x, residual, i, self.cos_sin, batch)
+        for i, layer in enumerate(self.layers):
+            x, residual = layer(x, residual, i, self.cos_sin, batch)
+        x, _ = self.norm.add_forward(x, residual)
+        return x
+
+    @torch.inference_mode()
+    def forward_decode(self, batch: ForwardBatch, group: int,
+                       run_layers: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+                       ) -> torch.Tensor:
+        """As `forward`, for a batch of single-token decodes only: the blocks run on plain
+        tensors (`DecoderLayer.decode`), `group` blocks per call of `run_layers` (default
+        `decode_layers`; the model runner passes a compiled one)."""
+        run_layers = run_layers or decode_layers
+        x = self.embed(batch.input_ids)
+        residual = torch.zeros_like(x, dtype=torch.float32)
+        d = batch.attn.decode
+        d.prepare_torch()
+        table = d.slot_table[:, :d.max_kv_len]  # (B, L)
+        for i in range(0, len(self.layers), group):
+            x, residual = run_layers(
+                tuple(self.layers[i:i + group]), x, residual, batch.positions, self.cos_sin,
+                tuple(batch.kv.k[i:i + group]), tuple(batch.kv.v[i:i + group]), batch.out_slots,
+                table, d.mask)
         x, _ = self.norm.add_forward(x, residual)
         return x
 
@@ -293,10 +267,10 @@ def _top_indices(logits: torch.Tensor, k: int, chunk: int = 512) -> torch.Tensor
     return best.gather(1, pos // chunk) * chunk + pos % chunk
 
 
-def _decode_layers(layers, x, residual, positions, cos_sin, k_caches, v_caches, out_slots,
-                   table, mask):
-    """A run of blocks for a decode step: what compile_decode compiles (one graph serves every
-    run of the same length; the layers' weights and pool views are its inputs)."""
+def decode_layers(layers, x, residual, positions, cos_sin, k_caches, v_caches, out_slots,
+                  table, mask):
+    """A run of blocks for a decode step on plain tensors (what the model runner compiles: one
+    graph serves every run of the same length; the layers' weights and pool views are inputs)."""
     for layer, k_cache, v_cache in zip(layers, k_caches, v_caches):
         x, residual = layer.decode(x, residual, positions, cos_sin, k_cache, v_cache, out_slots,
                                    table, mask)

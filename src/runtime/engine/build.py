@@ -1,0 +1,114 @@
+"""Building an engine core on the engine thread: load the model, size the KV pool, make the
+parts, warm them up. `Engine` calls `build_core` from its own thread and keeps only the
+immutable facts (`BuiltCore` minus the core) for callers' threads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ..cache import make_cache
+from ..cache.kv_pool import KVPool
+from ..cache.slot_table import SlotTable
+from ..models.config import ModelConfig
+from ..models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
+from ..models.loader import load_model
+from ..sampling_params import SamplingParams
+from ..tokenizer.chat_template import ChatTemplate
+from ..tokenizer.tokenizer import Tokenizer
+from .admission import Admission
+from .config import EngineConfig
+from .core import EngineCore
+from .malloc_tuning import keep_step_memory_in_heap
+from .model_runner import ModelRunner
+from .scheduler import Scheduler
+
+
+class KVPoolInfo(NamedTuple):
+    """What callers may know about the pool: fixed at build."""
+
+    num_slots: int
+    nbytes: int
+
+
+class BuiltCore(NamedTuple):
+    core: EngineCore  # the engine thread's alone
+    tokenizer: Tokenizer
+    chat_template: ChatTemplate
+    model_config: ModelConfig
+    max_model_len: int
+    pool: KVPoolInfo
+
+
+def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> BuiltCore:
+    """Load, size, assemble and warm up (call on the thread that will run the core)."""
+    keep_step_memory_in_heap()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    loaded = load_model(model_path, cfg.weights, cfg.max_model_len)
+    max_model_len = loaded.model.max_positions
+    if loaded.gguf is not None:
+        tokenizer = Tokenizer.from_gguf_metadata(loaded.gguf.metadata)
+        chat_template = ChatTemplate.from_gguf_metadata(loaded.gguf.metadata, tokenizer)
+    else:
+        tokenizer = Tokenizer.from_hf_folder(model_path)
+        chat_template = ChatTemplate.from_hf_folder(model_path)
+    mc = loaded.config
+    pool = KVPool(pool_tokens(cfg, mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
+                  loaded.model.dtype)
+    table = SlotTable(2 * cfg.max_running + 1, max_model_len + 1)
+    scheduler = Scheduler(cfg, pool, make_cache(pool, radix=not cfg.disable_radix_cache), table)
+    core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table), scheduler,
+                      max_model_len, admission)
+    if cfg.compile:
+        warm_up_compiled_decode(core)
+    else:
+        warm_up(core)
+    return BuiltCore(core, tokenizer, chat_template, mc, max_model_len,
+                     KVPoolInfo(pool.num_slots, pool.nbytes))
+
+
+def warm_up(core: EngineCore) -> None:
+    """One short request at start: the first forward pass pays the libraries' one-time
+    set-up (1.6 s for the default model here), which belongs to loading, not to the first
+    user request."""
+    vocab = core.vocab_size
+    prompt = [1 + i % (vocab - 1) for i in range(2 * AUTO_INT4_MAX_TOKENS)]  # both matmul paths
+    core.run_now([prompt], SamplingParams(temperature=0, max_new_tokens=2, ignore_eos=True))
+    core.reset_stats()
+
+
+def warm_up_compiled_decode(core: EngineCore) -> None:
+    """Compile now, not on the first user request: decode steps of one sequence and of
+    several (which makes batch size and context length dynamic), then forget them."""
+    core.runner.compile_decode()
+    greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
+    core.run_now([[1, 2, 3]], greedy)
+    core.run_now([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
+    # A batch past the auto format's int4 limit: the bf16 branch gets its graph too.
+    core.run_now([[i, i + 1] for i in range(1, AUTO_INT4_MAX_TOKENS + 3)], greedy)
+    core.reset_stats()
+    core.runner.decode_warm = True
+
+
+def pool_tokens(cfg: EngineConfig, mc: ModelConfig) -> int:
+    """KV pool size in tokens: `kv_tokens`, or a share of available memory, capped."""
+    if cfg.kv_tokens:
+        return cfg.kv_tokens
+    per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,
+                                       activation_dtype(cfg.weights))
+    return max(1024, min(cfg.max_kv_tokens, int(_available_memory() * cfg.kv_memory_fraction) // per_token))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30

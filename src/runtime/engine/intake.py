@@ -1,0 +1,68 @@
+"""RequestIntake: what a submit does on the caller's thread before anything is queued: encode
+the prompt, check it and the sampling parameters against the model, start the grammar's
+compilation. Reads only facts fixed at build, so any thread may call it; bad input raises
+ValueError naming the field, at once.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from concurrent.futures import Future
+
+from ..sampling_params import SamplingParams
+from ..tokenizer.tokenizer import Tokenizer
+from .scoring import Prompt
+
+
+class RequestIntake:
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int, max_model_len: int, num_kv_slots: int):
+        self.tokenizer, self.vocab_size = tokenizer, vocab_size
+        self.max_model_len, self.num_kv_slots = max_model_len, num_kv_slots
+        self._grammars = None  # a GrammarBridge, made on first use
+        self._grammars_lock = threading.Lock()
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, str):
+            try:
+                prompt.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("prompt: contains a lone surrogate (not encodable as UTF-8)") from None
+            return self.tokenizer.encode(prompt, add_special_tokens=True)
+        try:
+            ids = [operator.index(t) for t in prompt]
+        except TypeError:
+            raise ValueError("input_ids: must be a list of integer token ids") from None
+        bad = [t for t in ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ValueError(f"input_ids: token id {bad[0]} is outside the vocabulary "
+                             f"[0, {self.vocab_size})")
+        return ids
+
+    def validate(self, ids: list[int], params: SamplingParams) -> None:
+        params.validate()  # again: fields may have been changed since construction
+        params.check_for_model(self.vocab_size)
+        if not ids:
+            raise ValueError("prompt: empty (at least one token is needed)")
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"prompt: {len(ids)} tokens does not fit the context of "
+                             f"{self.max_model_len} tokens")
+        if len(ids) + params.max_new_tokens > self.num_kv_slots:
+            raise ValueError(f"prompt ({len(ids)} tokens) + max_new_tokens "
+                             f"({params.max_new_tokens}) can never fit the KV pool of "
+                             f"{self.num_kv_slots} tokens")
+
+    def compile_grammar(self, params: SamplingParams) -> Future | None:
+        """The constraint's compilation (None when decoding is free); a spec found invalid
+        within the bridge's short wait raises ValueError here."""
+        if params.constraint is None:
+            return None
+        from .grammar_bridge import GrammarBridge  # grammar support loads on first use
+
+        with self._grammars_lock:  # one bridge, whichever thread asks first
+            if self._grammars is None:
+                self._grammars = GrammarBridge(self.tokenizer, self.vocab_size)
+        try:
+            return self._grammars.compile_async(params)
+        except RecursionError:
+            raise ValueError(f"{params.constraint[0]}: nested too deeply to compile") from None
