@@ -41,10 +41,10 @@ def tiny_outputs(tiny_model_dir):
 
 def _run_all(engine: Engine) -> dict:
     return {
-        "batch": [o.token_ids for o in engine.generate(PROMPTS, GREEDY)],
-        "again": [o.token_ids for o in engine.generate(PROMPTS[:2], GREEDY)],  # radix hits
+        "batch": [o.outputs[0].token_ids for o in engine.generate(PROMPTS, GREEDY)],
+        "again": [o.outputs[0].token_ids for o in engine.generate(PROMPTS[:2], GREEDY)],  # radix hits
         "n3": [c.token_ids for c in engine.generate(
-            SHARED, SamplingParams(temperature=0, max_new_tokens=6, n=3)).completions],
+            SHARED, SamplingParams(temperature=0, max_new_tokens=6, n=3)).outputs],
         "regex": engine.generate(SHARED + "Year: ", SamplingParams(
             temperature=0, max_new_tokens=8, regex=r"1[89][0-9]{2}")).text,
         "cached": engine.generate(PROMPTS[0], GREEDY).num_cached_tokens,
@@ -61,9 +61,9 @@ def test_tp2_equals_tp1_on_the_default_model(default_model_path):
     """SmolLM2-135M: 9 query heads over 3 KV heads, split 1 + 2."""
     opts = _options(default_model_path)
     with Engine(**opts) as engine:
-        expected = [o.token_ids for o in engine.generate(PROMPTS, GREEDY)]
+        expected = [o.outputs[0].token_ids for o in engine.generate(PROMPTS, GREEDY)]
     with Engine(**opts, tp_size=2) as engine:
-        assert [o.token_ids for o in engine.generate(PROMPTS, GREEDY)] == expected
+        assert [o.outputs[0].token_ids for o in engine.generate(PROMPTS, GREEDY)] == expected
 
 
 def test_a_dead_rank_stops_the_engine_with_an_error_naming_it(tiny_model_dir):
@@ -78,3 +78,54 @@ def test_a_dead_rank_stops_the_engine_with_an_error_naming_it(tiny_model_dir):
         assert not engine.is_alive()
     finally:
         engine.shutdown()
+
+
+def test_serve_tp2_answers_then_exits_1_when_a_rank_dies(tiny_model_dir):
+    """`tines serve --tp 2`: answers like one rank; killing a worker rank takes the server
+    down with exit code 1 and a log line naming the rank."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import psutil
+
+    from tests.server.test_serve_cli import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tines.runtime.cli", "serve", "--model", str(tiny_model_dir),
+         "--port", str(port), "--tp", "2", "--weights", "fp32", "--no-compile",
+         "--kv-tokens", "2048"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        with Engine(**_options(tiny_model_dir)) as engine:
+            expected = engine.generate(SHARED, GREEDY).text
+        r = httpx.post(url + "/generate", timeout=60, json={
+            "text": SHARED, "sampling_params": {"temperature": 0, "max_new_tokens": 12,
+                                                "ignore_eos": True}})
+        assert r.status_code == 200 and r.json()["text"] == expected
+        worker = next(p for p in psutil.Process(proc.pid).children()
+                      if "spawn_main" in " ".join(p.cmdline()))
+        os.kill(worker.pid, signal.SIGKILL)
+        httpx.post(url + "/generate", timeout=60, json={"text": "after"})  # notices at once
+        assert proc.wait(timeout=60) == 1
+        assert "rank 1 exited" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

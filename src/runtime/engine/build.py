@@ -6,7 +6,7 @@ immutable facts (`BuiltCore` minus the core) for callers' threads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -41,6 +41,7 @@ class BuiltCore(NamedTuple):
     model_config: ModelConfig
     max_model_len: int
     pool: KVPoolInfo
+    tp_group: Any = None  # TensorParallelGroup when tp_size > 1 (its workers, for operators)
 
 
 def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> BuiltCore:
@@ -57,18 +58,24 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
         tokenizer = Tokenizer.from_hf_folder(model_path)
         chat_template = ChatTemplate.from_hf_folder(model_path)
     mc = loaded.config
-    pool = KVPool(pool_tokens(cfg, mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
-                  loaded.model.dtype)
+    tp_group = None
+    if cfg.tp_size > 1:
+        from ..parallel.group import start_tensor_parallel
+
+        pool, tp_group = start_tensor_parallel(cfg, model_path, loaded.model, pool_tokens(cfg, mc))
+    else:
+        pool = KVPool(pool_tokens(cfg, mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
+                      loaded.model.dtype)
     table = SlotTable(2 * cfg.max_running + 1, max_model_len + 1)
     scheduler = Scheduler(cfg, pool, make_cache(pool, radix=not cfg.disable_radix_cache), table)
-    core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table), scheduler,
+    core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table, tp_group), scheduler,
                       max_model_len, admission)
     if cfg.compile:
         warm_up_compiled_decode(core)
     else:
         warm_up(core)
     return BuiltCore(core, tokenizer, chat_template, mc, max_model_len,
-                     KVPoolInfo(pool.num_slots, pool.nbytes))
+                     KVPoolInfo(pool.num_slots, pool.nbytes), tp_group)
 
 
 def warm_up(core: EngineCore) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 SCHEDULE_POLICIES = ("lpm", "fcfs")
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
+DEVICES = ("cpu", "cuda", "auto")
+KERNELS = ("torch", "triton", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +36,35 @@ class EngineConfig:
     jump_forward: bool = True  # append grammar-forced text without sampling it
     # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
     compile: bool = False
+    # Where the model, KV pool, slot table and logits live; the host keeps scheduling and the
+    # radix tree. auto: cuda when torch sees a GPU. On cuda, `compile` captures CUDA graphs of
+    # decode steps instead (runtime/engine/device.py has the weight formats per device).
+    device: str = "cpu"
+    # Which kernels the model calls through tines.kernels: torch references or the Triton
+    # twins (on the CPU only under TRITON_INTERPRET=1, for tests). auto: triton on cuda.
+    kernels: str = "auto"
+    # Tensor parallelism: the model split over this many ranks (processes, torch.distributed;
+    # runtime/parallel/). Dense fp32 weights, eager steps.
+    tp_size: int = 1
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {self.weights!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {self.kernels!r}")
         if self.schedule_policy not in SCHEDULE_POLICIES:
             raise ValueError(f"schedule_policy must be one of {SCHEDULE_POLICIES}, "
                              f"got {self.schedule_policy!r}")
         for name in ("max_running", "max_queue", "chunked_prefill_size", "max_kv_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.tp_size < 1:
+            raise ValueError(f"tp_size must be >= 1, got {self.tp_size}")
+        if self.tp_size > 1 and (self.weights != "fp32" or self.compile):
+            raise ValueError(f"tp_size > 1 runs weights='fp32' without compile for now, got "
+                             f"weights={self.weights!r}, compile={self.compile}")
         if self.kv_tokens is not None and self.kv_tokens < 16:
             raise ValueError(f"kv_tokens must be >= 16, got {self.kv_tokens}")
         if not 0 < self.kv_memory_fraction <= 0.9:

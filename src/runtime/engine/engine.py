@@ -35,7 +35,7 @@ from .admission import Admission, QueueFullError
 from .build import build_core
 from .config import EngineConfig
 from .core import EngineCore
-from .handle import RequestError, RequestHandle
+from .handle import EngineFatalError, RequestError, RequestHandle
 from .intake import RequestIntake
 from .request import Request
 from .scoring import (ContinuationScore, Prompt, continuation_requests, score_of, start_token,
@@ -69,6 +69,7 @@ class Engine:
         self._wake = threading.Event()
         self._ids = itertools.count()
         self._stopping = False
+        self._fatal: EngineFatalError | None = None
         self._admission = Admission(cfg.max_queue)
         self._stats: Mapping[str, Any] = MappingProxyType({})
         # Every torch op of the engine, loading included, runs on its own thread: OpenMP keeps
@@ -88,6 +89,7 @@ class Engine:
         self.model_config = built.model_config
         self.max_model_len = built.max_model_len
         self.pool = built.pool  # KVPoolInfo: num_slots, nbytes
+        self.tp_group = built.tp_group
         self.start_token_id = start_token(built.tokenizer)
         self._intake = RequestIntake(built.tokenizer, built.model_config.vocab_size,
                                      built.max_model_len, built.pool.num_slots)
@@ -132,6 +134,8 @@ class Engine:
     def _request(self, prompt: Prompt, params: SamplingParams | None, request_id: str | None,
                  stream: bool, prefill_only: bool, logprob_start: int | None,
                  loop: asyncio.AbstractEventLoop | None) -> tuple[RequestHandle, Request]:
+        if self._fatal is not None:
+            raise RequestError(f"engine stopped: {self._fatal}")
         params = params or SamplingParams()
         ids = self._intake.encode_prompt(prompt)
         self._intake.validate(ids, params)
@@ -261,6 +265,11 @@ class Engine:
         stats["rss_bytes"] = process_rss_bytes()
         return stats
 
+    @property
+    def fatal_error(self) -> EngineFatalError | None:
+        """Why the engine stopped by itself (a tensor-parallel rank died), or None."""
+        return self._fatal
+
     def is_alive(self) -> bool:
         """Whether the engine thread is running (False after shutdown or a crash)."""
         return self._thread.is_alive() and not self._stopping
@@ -288,9 +297,13 @@ class Engine:
         while True:
             self._drain_inbox(core)
             if self._stopping:
-                for rid in list(core.requests):
-                    core.abort(rid)
+                for req in list(core.requests.values()):
+                    if self._fatal is None:
+                        core.abort(req.request_id)
+                    else:
+                        core.fail(req, RequestError(f"engine stopped: {self._fatal}"))
                 self._publish(core)
+                core.runner.close()
                 return
             if not core.scheduler.has_work():
                 self._wake.wait()
@@ -298,6 +311,13 @@ class Engine:
                 continue
             try:
                 progressed = core.step()
+            except EngineFatalError as e:  # nothing can run any more: fail everything, stop
+                log.error("engine stopped: %s", e)
+                self._fatal = e
+                self._stopping = True
+                for req in list(core.requests.values()):
+                    core.fail(req, RequestError(f"engine stopped: {e}"))
+                progressed = True
             except Exception as e:  # the shared forward pass: fail what was running, keep serving
                 log.exception("engine step failed")
                 for req in list(core.requests.values()):

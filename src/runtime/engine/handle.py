@@ -17,6 +17,11 @@ class RequestError(RuntimeError):
     """A request failed inside the engine (its message names the cause)."""
 
 
+class EngineFatalError(RuntimeError):
+    """The engine cannot go on (e.g. a tensor-parallel rank died): every request fails with
+    this error and the engine thread stops."""
+
+
 class RequestHandle:
     def __init__(self, request_id: str, loop: asyncio.AbstractEventLoop | None = None):
         self.request_id = request_id

@@ -12,6 +12,7 @@ is a plain forward with no compile logic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -30,8 +31,9 @@ class StepLogits:
 
 
 class ModelRunner:
-    def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable):
+    def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable, tp: Any = None):
         self.model, self.pool, self.table = model, pool, table
+        self.tp = tp  # a TensorParallelGroup: workers run their share of each forward
         # K/V gather buffers of the torch attention path, handed from step to step: a fresh
         # tensor of tens of MB each step costs more in page faults than the copy into it.
         self._gather_buffers: dict[str, tuple | None] = {"extend": None, "decode": None}
@@ -43,6 +45,11 @@ class ModelRunner:
         # compile); the largest divisor of the depth up to 6.
         num_layers = len(model.layers)
         self.decode_group = max(d for d in range(1, 7) if num_layers % d == 0)
+
+    def close(self) -> None:
+        """Stop the tensor-parallel workers, if any (the engine thread, at shutdown)."""
+        if self.tp is not None:
+            self.tp.stop()
 
     @property
     def compiled(self) -> bool:
@@ -61,6 +68,8 @@ class ModelRunner:
         self._compiled_decode = torch.compile(decode_layers)
 
     def _forward(self, batch: ForwardBatch) -> torch.Tensor:
+        if self.tp is not None:
+            self.tp.forward(batch)
         if self._compiled_decode is not None and batch.attn.extend is None:
             return self.model.forward_decode(batch, self.decode_group, self._run_compiled)
         return self.model(batch)

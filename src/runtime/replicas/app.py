@@ -29,6 +29,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.config import RequestRouterConfig
 from ray.serve.handle import DeploymentHandle
 
+from ..server.args import engine_options
 from .asgi_call import call_asgi
 from .routed_request import RoutedRequest
 from .routers import PrefixAwareRouter, RoundRobinRouter
@@ -143,21 +144,13 @@ def build_app(engine_options: dict[str, Any], *, replicas: int = 2, router: str 
         ray_actor_options={"num_cpus": 0}).bind(engines)
 
 
-def engine_options_of(args: argparse.Namespace) -> dict[str, Any]:
-    """Engine keyword arguments from `tines serve` flags."""
-    return dict(model=args.model, weights=args.weights, compile=args.compile,
-                kv_tokens=args.kv_tokens, max_running=args.max_running,
-                schedule_policy=args.schedule_policy, disable_radix_cache=args.disable_radix_cache,
-                chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue)
-
-
 def serve_replicas(args: argparse.Namespace) -> int:
     """`tines serve --replicas N`: on the Ray cluster at `--ray-address` (a local one when
     unset), until SIGINT / SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=args.ray_address, ignore_reinit_error=True)
     serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(build_app(engine_options_of(args), replicas=args.replicas, router=args.router,
+    serve.run(build_app(engine_options(args), replicas=args.replicas, router=args.router,
                         model_name=args.served_model_name, api_key=args.api_key),
               name="tines", route_prefix="/")
     log.info("serving %d replica(s) on http://%s:%d (router: %s)", args.replicas, args.host,
