@@ -144,6 +144,17 @@ def build_app(engine_options: dict[str, Any], *, replicas: int = 2, router: str 
         ray_actor_options={"num_cpus": 0}).bind(engines)
 
 
+def app_builder(args: dict[str, Any]) -> serve.Application:
+    """For `serve run` and KubeRay's RayService (`import_path:
+    tines.runtime.replicas.app:app_builder`): `args` holds `engine` (Engine keyword arguments)
+    and any of build_app's keyword arguments."""
+    args = dict(args)
+    for name in ("replicas", "max_ongoing_requests"):  # `serve run` passes strings
+        if name in args:
+            args[name] = int(args[name])
+    return build_app(args.pop("engine", {}), **args)
+
+
 def serve_replicas(args: argparse.Namespace) -> int:
     """`tines serve --replicas N`: on the Ray cluster at `--ray-address` (a local one when
     unset), until SIGINT / SIGTERM."""
