@@ -14,6 +14,7 @@ For schemas from simple to deeply nested:
   (8 requests at once per schema, greedy; every constrained answer validated).
 
     python -m bench.grammar [--repeat 3] [--no-engine]
+    python -m bench.grammar --corpus .../jsonschemabench/maskbench/data [--sample 500]
 """
 
 from __future__ import annotations
@@ -260,7 +261,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-engine", action="store_true", help="skip the engine decoding section")
+    ap.add_argument("--corpus", type=Path, help="instead: refusals and tail latency on a "
+                    "JSONSchemaBench maskbench/data folder (see bench/schemas/corpus.py)")
+    ap.add_argument("--sample", type=int, default=500, help="schemas sampled with --corpus")
     args = ap.parse_args()
+    if args.corpus is not None:
+        from bench.schemas.corpus import report, run, sample_files
+
+        vocab, encode, _ = load_default_model()
+        report(run(sample_files(args.corpus, args.sample, 0), vocab, encode))
+        return 0
     try:
         vocab, encode, _ = load_default_model()
     except Exception as e:  # noqa: BLE001

@@ -13,6 +13,8 @@ not a model. How the engine uses it:
     matcher = grammar.matcher()                              # per sequence (copy() for n > 1)
     # each step, for the batch:
     matcher.fill_bitmask(bitmask, row)                       # int32 [B, ceil(V/32)]
+    # or, with a token budget: fill_bitmask_within(bitmask, row, remaining), which holds
+    # the sequence to outputs that still close in time (see matcher.py)
     tines.kernels.apply_token_bitmask(logits, bitmask)       # one op for the batch
     matcher.accept_token(token_id)
     if matcher.is_terminated(): ...                          # only the end can follow
@@ -21,7 +23,8 @@ not a model. How the engine uses it:
 
 Pipeline: constraint → byte-level expression (`expr.py`, built by `regex.py`,
 `json_schema.py`, `choices.py`) → lazy DFA whose states are derivatives (`automaton.py`)
-→ per-state token masks (`token_index.py`) → per-sequence `GrammarMatcher`.
+→ per-state token masks (`token_index.py`) → per-sequence `GrammarMatcher`; shortest
+completions for budget-aware closing in `closing.py`.
 """
 
 from .bitmask import (allocate_token_bitmask, apply_token_bitmask_numpy, bitmask_to_bool,

@@ -13,6 +13,7 @@ mask) is built on first use by whichever thread uses it, under the grammar's loc
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ import numpy as np
 from .automaton import Automaton
 from .bitmask import ids_to_bitmask
 from .choices import choices_expr
+from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
 from .json_schema import JsonOptions, json_schema_expr
@@ -34,7 +36,11 @@ from .token_index import TokenIndex
 from .vocabulary import TokenVocabulary
 
 
-KINDS = ("regex", "json_schema", "choices", "structural_tag")
+KINDS = ("regex", "json_schema", "choices", "structural_tag", "grammar", "ebnf")
+# A line defining a rule the GBNF way ("name ::= ..."), which Lark never writes.
+_GBNF_RULE = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_-]*\s*::=", re.MULTILINE)
+# Context-free kinds and the syntax each is written in (compiled by `cfg.compile_cfg`).
+CFG_SYNTAX = {"grammar": "lark", "ebnf": "gbnf"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +48,7 @@ class GrammarSpec:
     """One constraint. `value` is normalized: a regex string, a schema as JSON text (key
     order kept: it is the property order), or a tuple of choices."""
 
-    kind: str  # "regex" | "json_schema" | "choices" | "structural_tag"
+    kind: str  # "regex" | "json_schema" | "choices" | "structural_tag" | "grammar" | "ebnf"
     value: str | tuple[str, ...]
     json: JsonOptions = field(default_factory=JsonOptions)
 
@@ -60,7 +66,8 @@ class GrammarSpec:
     def json_schema(cls, schema, **options) -> GrammarSpec:
         """`schema`: a dict, JSON text, or a pydantic model class. `options` are
         `JsonOptions` fields (whitespace, separators, strict, max_recursion, any_depth,
-        assert_formats). A pydantic class defaults to `strict=True`."""
+        assert_formats, refuse_unknown_formats, max_subschemas). A pydantic class defaults
+        to `strict=True`."""
         if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
             # pydantic ignores unknown fields, so generating them is wasted: close objects
             options.setdefault("strict", True)
@@ -83,6 +90,18 @@ class GrammarSpec:
         return cls("json_schema", text, opts)
 
     @classmethod
+    def cfg(cls, text: str, syntax: str = "lark") -> GrammarSpec:
+        """A context-free grammar: `syntax` "lark" (kind "grammar") or "gbnf"/"ebnf" (kind
+        "ebnf"), or "auto": GBNF when the text defines a rule with "::=", else Lark."""
+        if not isinstance(text, str) or not text.strip():
+            raise GrammarError("a grammar must be a non-empty string")
+        if syntax == "auto":
+            syntax = "gbnf" if _GBNF_RULE.search(text) else "lark"
+        if syntax not in ("lark", "gbnf", "ebnf"):
+            raise GrammarError(f"unknown grammar syntax {syntax!r} (lark | gbnf)")
+        return cls("grammar" if syntax == "lark" else "ebnf", text)
+
+    @classmethod
     def choices(cls, choices) -> GrammarSpec:
         return cls("choices", tuple(choices))
 
@@ -103,7 +122,8 @@ class GrammarSpec:
     @classmethod
     def from_sampling_params(cls, params) -> GrammarSpec | None:
         """The spec for a `SamplingParams`-like object (regex / json_schema / choices /
-        structural_tag, plus json_whitespace), or None when it is unconstrained."""
+        structural_tag / grammar / ebnf, plus json_whitespace), or None when it is
+        unconstrained."""
         ws = getattr(params, "json_whitespace", None)
         if getattr(params, "regex", None) is not None:
             return cls.regex(params.regex)
@@ -113,17 +133,21 @@ class GrammarSpec:
             return cls.choices(params.choices)
         if getattr(params, "structural_tag", None) is not None:
             return cls.structural_tag(params.structural_tag, whitespace=ws)
+        if getattr(params, "grammar", None) is not None:
+            return cls.cfg(params.grammar, "auto")
+        if getattr(params, "ebnf", None) is not None:
+            return cls.cfg(params.ebnf, "gbnf")
         return None
 
 
-def build_expr(pool: ExprPool, spec: GrammarSpec) -> int:
+def build_expr(pool: ExprPool, spec: GrammarSpec, warnings: list[str] | None = None) -> int:
     if spec.kind == "regex":
         return regex_expr(pool, spec.value)
     if spec.kind == "choices":
         return choices_expr(pool, spec.value)
     if spec.kind == "structural_tag":
         return structural_tag_expr(pool, json.loads(spec.value), spec.json)
-    return json_schema_expr(pool, json.loads(spec.value), spec.json)
+    return json_schema_expr(pool, json.loads(spec.value), spec.json, warnings)
 
 
 class CompiledGrammar:
@@ -134,8 +158,10 @@ class CompiledGrammar:
         self.spec = spec
         self.vocab = vocab
         self.pool = ExprPool(vocab.single_byte_mask)
-        self.automaton = Automaton(self.pool, build_expr(self.pool, spec))
+        self.warnings: list[str] = []  # parts compiled looser than written (unknown formats)
+        self.automaton = Automaton(self.pool, build_expr(self.pool, spec, self.warnings))
         self.index = TokenIndex(self.automaton, vocab)
+        self.closing = ClosingIndex(self.automaton, self.index)
         self.eos_only_mask = ids_to_bitmask(sorted(vocab.eos_token_ids), vocab.vocab_size)
         self.index.mask(self.automaton.start)
         self.compile_seconds = time.perf_counter() - t0
@@ -158,6 +184,18 @@ class CompiledGrammar:
     def stats(self) -> dict:
         return {"states": self.automaton.num_states, "masks": self.index.num_computed,
                 "expr_nodes": len(self.pool), "compile_ms": 1e3 * self.compile_seconds}
+
+
+def compile_spec(spec: GrammarSpec, vocab: TokenVocabulary):
+    """A `CompiledGrammar`, or for the context-free kinds a `CfgGrammar` (same matcher
+    surface, with `spec` and `warnings` set here). Raises GrammarError/ValueError."""
+    if spec.kind not in CFG_SYNTAX:
+        return CompiledGrammar(spec, vocab)
+    from .cfg import compile_cfg  # the CFG front end loads only when a grammar uses it
+
+    grammar = compile_cfg(spec.value, vocab, CFG_SYNTAX[spec.kind])
+    grammar.spec, grammar.warnings = spec, []
+    return grammar
 
 
 class GrammarCompiler:
@@ -204,7 +242,7 @@ class GrammarCompiler:
 
     def _run(self, spec: GrammarSpec, fut: Future) -> None:
         try:
-            fut.set_result(CompiledGrammar(spec, self.vocab))
+            fut.set_result(compile_spec(spec, self.vocab))
         except Exception as e:  # noqa: BLE001 - delivered to every waiter
             fut.set_exception(e)
             if not isinstance(e, ValueError):  # keep only user errors cached

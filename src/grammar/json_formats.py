@@ -13,7 +13,10 @@ regular language allows:
   hyphens, at most 63 characters each). Quoted local parts and IP literals are left out.
 - hostname: RFC 1123 labels as above, separated by dots.
 - ipv4: dotted quad, 0–255 without leading zeros.
-A format not listed here raises `UnsupportedSchemaError("format", ...)`.
+- uri, uri-reference: RFC 3986 syntax (scheme required for uri); IP-literal hosts (`[::1]`)
+  are left out.
+- regex: a sound subset (anchors, literal characters and `.`, single quantifiers).
+Other format names are annotations with a warning (see `json_schema.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,32 @@ EMAIL = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{HOSTNAME}"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 
+# RFC 3986 (IP-literal hosts `[...]` left out): scheme ":" hier-part ["?" query] ["#" fragment]
+_UNRESERVED = r"A-Za-z0-9\-._~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_SEGMENT = rf"{_PCHAR}*"
+_SEGMENT_NZ = rf"{_PCHAR}+"
+_SEGMENT_NZ_NC = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}@]|{_PCT})+"
+_QUERY = rf"(?:{_PCHAR}|[/?])*"
+_AUTHORITY = (rf"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*@)?"
+              rf"(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*(?::[0-9]*)?")
+_ABEMPTY = rf"(?:/{_SEGMENT})*"
+_ABSOLUTE = rf"/(?:{_SEGMENT_NZ}{_ABEMPTY})?"
+_TAIL = rf"(?:\?{_QUERY})?(?:#{_QUERY})?"
+URI = (rf"[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_ABEMPTY}|{_ABSOLUTE}"
+       rf"|{_SEGMENT_NZ}{_ABEMPTY})?{_TAIL}")
+_RELATIVE = (rf"(?://{_AUTHORITY}{_ABEMPTY}|{_ABSOLUTE}|{_SEGMENT_NZ_NC}{_ABEMPTY})?"
+             rf"{_TAIL}")
+URI_REFERENCE = rf"(?:{URI}|{_RELATIVE})"
+
+# A sound subset of regular expressions (valid for Python's `re` and ECMA-262): optional
+# anchors around literal characters and `.`, each with at most one `*`, `+` or `?`. Groups,
+# classes, braces and escapes are left out (nesting is not regular; escapes need JSON ones).
+_REGEX_ATOM = r"[A-Za-z0-9 _\-.,:;/@#%&=<>!'~`]"
+REGEX = rf"\^?(?:{_REGEX_ATOM}[*+?]?)*\$?"
+
 FORMATS: dict[str, str] = {
     "date": DATE,
     "time": TIME,
@@ -45,4 +74,7 @@ FORMATS: dict[str, str] = {
     "email": EMAIL,
     "hostname": HOSTNAME,
     "ipv4": IPV4,
+    "uri": URI,
+    "uri-reference": URI_REFERENCE,
+    "regex": REGEX,
 }

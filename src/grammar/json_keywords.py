@@ -51,8 +51,6 @@ def _refuse(schema: dict, ctx: Ctx) -> None:
     if "$schema" in schema and schema["$schema"] not in KNOWN_METASCHEMAS:
         bad("$schema", f"unknown metaschema {schema['$schema']!r} (its vocabularies may change "
                        "what keywords mean)")
-    if schema.get("dependencies"):
-        bad("dependencies", "use dependentRequired / dependentSchemas (draft 2019-09+)")
     for kw in ("unevaluatedProperties", "unevaluatedItems"):
         if kw in schema and schema[kw] is not True and schema[kw] != {}:
             bad(kw)
@@ -137,8 +135,33 @@ def _objects(schema: dict, ctx: Ctx, f: Flat) -> None:
         raise GrammarError(f"'dependentRequired' at {ctx.pointer or '#'} must map names to "
                            "arrays")
     f.dep_required = {k: list(v) for k, v in deps.items()}
+    for k, v in legacy_dependencies(schema, ctx)[0].items():
+        f.dep_required[k] = list(dict.fromkeys(f.dep_required.get(k, []) + v))
     if "propertyNames" in schema:
         f.prop_names.append(Sub(schema["propertyNames"], ctx.at("propertyNames")))
+
+
+def legacy_dependencies(schema: dict, ctx: Ctx) -> tuple[dict[str, list[str]], dict]:
+    """Draft 4–7 `dependencies` split into (dependentRequired, dependentSchemas): an array
+    value lists required names, a schema value (object or boolean) is a dependent schema."""
+    deps = schema.get("dependencies")
+    if deps is None:
+        return {}, {}
+    if not isinstance(deps, dict):
+        raise GrammarError(f"'dependencies' at {ctx.pointer or '#'} must be an object")
+    required, schemas = {}, {}
+    for name, v in deps.items():
+        if isinstance(v, list):
+            if not all(isinstance(x, str) for x in v):
+                raise GrammarError(f"'dependencies/{name}' at {ctx.pointer or '#'} must list "
+                                   "property names")
+            required[name] = list(v)
+        elif isinstance(v, (dict, bool)):
+            schemas[name] = v
+        else:
+            raise GrammarError(f"'dependencies/{name}' at {ctx.pointer or '#'} must be an "
+                               "array or a schema")
+    return required, schemas
 
 
 def json_equal(a, b) -> bool:

@@ -11,7 +11,9 @@ G_S is exact on U when S (after flattening) has:
 - arrays whose items are themselves exact, without `uniqueItems`/`contains`,
 - no `$ref` cut by the recursion limit (the unrolled grammar is smaller than S),
 - only exact nested `not`s.
-Anything else raises `UnsupportedSchemaError` naming the keyword that needed the
+`not {"required": [...]}` needs no complement (`negated_required`: a non-object, or an object
+lacking one of the names; overlapping `oneOf` branches of that shape use it too). Anything
+else raises `UnsupportedSchemaError` naming the keyword that needed the
 complement (`not`, `if`, `oneOf`).
 """
 
@@ -21,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .errors import UnsupportedSchemaError
-from .json_flat import Flat, Sub
+from .json_flat import Flat, ObjectClause, Sub
 
 if TYPE_CHECKING:
     from .json_schema import SchemaCompiler
@@ -39,6 +41,26 @@ def compile_negations(c: SchemaCompiler, f: Flat) -> int:
                                          "recursion in the negated schema)")
         parts.append(p.not_(p.alt([c.compile_flat(x) for x in flats])))
     return p.and_(parts)
+
+
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default"})
+_NON_OBJECT = frozenset({"null", "boolean", "number", "string", "array"})
+
+
+def negated_required(schema, ctx) -> list[Flat] | None:
+    """`not {"required": [n1, n2, ...]}` without a complement: a non-object, or an object
+    lacking some n_i. None when `schema` has any other assertion."""
+    if not isinstance(schema, dict) or "required" not in schema \
+            or not set(schema) - _ANNOTATIONS <= {"required"}:
+        return None
+    names = schema["required"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    nctx = ctx.at("not")
+    return [Flat(nctx, types=_NON_OBJECT)] + [
+        Flat(nctx, types=frozenset({"object"}),
+             objects=[ObjectClause({n: Sub(False, nctx)}, [], None)])
+        for n in dict.fromkeys(names)]
 
 
 def exact_flats(c: SchemaCompiler, sub: Sub, depth: int = 0) -> list[Flat] | None:

@@ -14,8 +14,10 @@ Counting (`minProperties`/`maxProperties`) and `dependentRequired` are tracked w
 declared properties are chosen: the suffix after property i is memoized on (i, count so far,
 whether a member was written, which dependency names are present), so the expression stays
 polynomial. Additional members can repeat a key; the parsed object then has fewer members
-than written, so a `minProperties` that additional members would have to reach with two or
-more raises `UnsupportedSchemaError` (one extra key is always a distinct key).
+than written. So when `minProperties` needs two or more additional members, the first ones
+needed are written with keys whose first encoded bytes strictly increase (each code point
+has one spelling, so different first bytes are different keys): sound, and complete up to
+the order and first letters of those keys (`distinct_extras`).
 
 Default for a missing `additionalProperties`: allowed (the JSON Schema rule), unless the
 compiler runs with `strict=True`, which closes every object that declares `properties` and
@@ -76,8 +78,7 @@ def object_expr(c: SchemaCompiler, f: Flat) -> int:
         if extra == p.never or hi == 0:
             return p.empty if lo == 0 else p.never
         if lo >= 2:
-            raise UnsupportedSchemaError("minProperties", f.ctx.pointer, "additional members "
-                                         "would have to supply two or more distinct keys")
+            return distinct_extras(c, extra, lo, hi, emitted)
         if emitted:
             return p.rep(p.cat(syn.comma, extra), lo, hi)
         more = p.rep(p.cat(syn.comma, extra), 0, None if hi is None else hi - 1)
@@ -106,6 +107,35 @@ def object_expr(c: SchemaCompiler, f: Flat) -> int:
 
     body = suffix(0, 0, False, frozenset())
     return p.cat_all([p.literal(b"{"), syn.ws, body, syn.ws, p.literal(b"}")])
+
+
+def distinct_extras(c: SchemaCompiler, extra: int, lo: int, hi: int | None,
+                    emitted: bool) -> int:
+    """`lo` additional members with pairwise distinct keys (first key bytes strictly
+    increasing), then up to `hi - lo` more of any key. `extra` is one `"key":value` member."""
+    p, syn = c.pool, c.syntax
+    if hi is not None and hi < lo:
+        return p.never
+    after_quote = p.deriv(extra, ord('"'))
+    members = [m for b in range(256)
+               if (m := p.cat(p.literal(bytes([34, b])), p.deriv(after_quote, b))) != p.never]
+    more = p.rep(p.cat(syn.comma, extra), 0, None if hi is None else hi - lo)
+    memo: dict = {}
+
+    def chain(k: int, i: int, first: bool) -> int:
+        """k members still to write, their first key bytes drawn from members[i:]."""
+        if k == 0:
+            return more
+        if len(members) - i < k:
+            return p.never
+        key = (k, i, first)
+        if key not in memo:
+            take = p.cat_all([p.empty if first else syn.comma, members[i],
+                              chain(k - 1, i + 1, False)])
+            memo[key] = p.alt([take, chain(k, i + 1, first)])
+        return memo[key]
+
+    return chain(lo, 0, not emitted)
 
 
 def _subs_for_key(c: SchemaCompiler, clauses: list[ObjectClause], name: str) -> list[Sub]:

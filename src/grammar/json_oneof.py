@@ -9,6 +9,9 @@ Disjointness is proved by one of:
    whose values the other branch's exact grammar accepts;
 3. a discriminator: both branches are objects and require a property whose values are
    finite sets with nothing in common (pydantic's tagged unions);
+3b. a property one object-only branch requires and the other forbids (`false`, or closed
+   by `additionalProperties: false` without patternProperties; `strict=True` does not
+   count, since it closes the grammar, not the schema);
 4. scalar branches without `pattern`/`format` (where the grammar is exactly the schema)
    whose grammars do not intersect.
 """
@@ -29,13 +32,19 @@ _SCALARS = frozenset({"null", "boolean", "integer", "number", "string"})
 
 
 def one_of_branches(c: SchemaCompiler, branches: list[list[Flat]], subs: list[Sub],
-                    ctx: Ctx) -> list[Flat]:
+                    ctx: Ctx, within: frozenset[str] | None = None) -> list[Flat]:
     """Flats for `oneOf`: the union when branches are disjoint, else each branch AND NOT
-    every other branch (which `json_logic.py` compiles or refuses)."""
+    every other branch (which `json_logic.py` compiles or refuses). `within`: the types the
+    enclosing schema allows (values of other types satisfy no branch there, so branches
+    need only be disjoint within these types)."""
+    def narrowed(f: Flat) -> Flat:
+        return f if within is None else replace(f, types=_types_and(f.types, within))
+
     overlaps = set()
     for i in range(len(branches)):
         for j in range(i + 1, len(branches)):
-            if not all(_disjoint(c, a, b) for a in branches[i] for b in branches[j]):
+            if not all(_disjoint(c, narrowed(a), narrowed(b))
+                       for a in branches[i] for b in branches[j]):
                 overlaps.update({(i, j), (j, i)})
     out = []
     for i, flats in enumerate(branches):
@@ -80,10 +89,27 @@ def _disjoint(c: SchemaCompiler, a: Flat, b: Flat) -> bool:
             if xa is not None and xb is not None and not any(
                     json_equal(x, y) for x in xa for y in xb):
                 return True
+    for x, y in ((a, b), (b, a)):
+        if x.types == frozenset({"object"}) and any(_forbids(y, n) for n in x.required):
+            return True
     if _scalar_only(a) and _scalar_only(b) and _exact(a) and _exact(b) and not (
             a.enums or b.enums):
         both = c.pool.and_([c.compile_flat(a), c.compile_flat(b)])
         return not c.nonempty(both)
+    return False
+
+
+def _forbids(f: Flat, name: str) -> bool:
+    """Whether no object valid under `f` has a member `name` (by its own keywords)."""
+    for clause in f.objects:
+        sub = clause.props.get(name)
+        if sub is not None:
+            if sub.schema is False:
+                return True
+            continue
+        if not clause.patterns and clause.additional is not None \
+                and clause.additional.schema is False:
+            return True
     return False
 
 

@@ -9,9 +9,15 @@ Decisions (the issue leaves these to us):
 - `$ref` cycles are unrolled: one reference target may be entered at most `max_recursion`
   times on a path (default 3); deeper instances are not generated.
 - Unconstrained values nest at most `any_depth` (default 5) arrays/objects.
-- `format` is enforced (date, time, date-time, uuid, email, hostname, ipv4; others raise)
-  because that is what structured output wants; `assert_formats=False` gives the 2020-12
-  default (an annotation), which the conformance run uses.
+- Compilation is bounded: past `max_subschemas` (default 4000) distinct subschema values
+  (references unrolled), `UnsupportedSchemaError("$ref")` is raised rather than compiling
+  for minutes (a 200 KB Vega-Lite schema took over a minute before this bound).
+- `format` is enforced (date, time, date-time, uuid, email, hostname, ipv4, uri,
+  uri-reference, regex: see `json_formats.py`) because that is
+  what structured output wants; other names are annotations with a warning (logged and in
+  `CompiledGrammar.warnings`), or raise under `refuse_unknown_formats=True`.
+  `assert_formats=False` makes every format an annotation (the 2020-12 default), which the
+  conformance run uses.
 - `allOf` is merged exactly (see `json_flat.py`), `anyOf` distributes over the rest of the
   schema, `oneOf` compiles when its branches are provably disjoint (different types,
   different `const`/`enum` values, a required discriminator property with different values,
@@ -19,7 +25,8 @@ Decisions (the issue leaves these to us):
 - `enum`/`const` values are kept when they satisfy the rest of the schema object.
 - `not`, `if`/`then`/`else` and overlapping `oneOf` branches use complements where the
   negated schema's grammar is exact (see `json_logic.py`); `dependentSchemas` splits into
-  "name absent" or "name present and the subschema holds"; `multipleOf` intersects the
+  "name absent" or "name present and the subschema holds" (draft-7 `dependencies` is
+  split into `dependentRequired` and `dependentSchemas`); `multipleOf` intersects the
   number with a divisibility automaton (positional digits; divisors m = a / 10**s with
   a <= 10_000, so 7, 0.5, 0.01 and 1e-8 compile and 0.123456789 is refused).
 - Unknown keywords are annotations (the spec says so) and are ignored. Keywords that assert
@@ -29,6 +36,7 @@ Decisions (the issue leaves these to us):
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import permutations
@@ -39,16 +47,18 @@ from .expr import ExprPool
 from .json_arrays import array_expr
 from .json_flat import Ctx, Flat, ObjectClause, Sub, merge
 from .json_formats import FORMATS
-from .json_keywords import json_equal, own_flat
+from .json_keywords import json_equal, legacy_dependencies, own_flat
 from .json_numbers import (JSON_DECIMAL, JSON_INTEGER, JSON_INTEGER_FRACTION, MultipleOf,
                            decimal_regex, integer_bounds, integer_regex)
-from .json_logic import compile_negations
+from .json_logic import compile_negations, negated_required
 from .json_objects import object_expr
 from .json_oneof import one_of_branches
 from .json_refs import ROOT_URI, SchemaIndex
 from .json_strings import json_chars, quoted, string_content
 from .json_values import JsonSyntax, whitespace_expr
 from .regex import regex_expr
+
+logger = logging.getLogger(__name__)
 
 MAX_BRANCHES = 256
 MAX_DIVISOR = 10_000  # multipleOf m = a / 10**s with a above this is refused (liveness cost)
@@ -62,6 +72,8 @@ class JsonOptions:
     any_depth: int = 5  # array/object nesting of unconstrained values
     separators: tuple[str, str] | None = None  # exact (item, key) separators, e.g. (", ", ": ")
     assert_formats: bool = True  # False: `format` is an annotation (the 2020-12 default)
+    refuse_unknown_formats: bool = False  # True: a format we cannot enforce raises
+    max_subschemas: int = 4000  # subschema compilations (unrolled $refs) before refusing
 
     def __post_init__(self) -> None:
         if self.max_recursion < 1 or self.any_depth < 0:
@@ -70,8 +82,15 @@ class JsonOptions:
             raise ValueError("set either whitespace or separators, not both")
 
 
-def json_schema_expr(pool: ExprPool, schema, options: JsonOptions = JsonOptions()) -> int:
-    return SchemaCompiler(pool, schema, options).compile()
+def json_schema_expr(pool: ExprPool, schema, options: JsonOptions = JsonOptions(),
+                     warnings: list[str] | None = None) -> int:
+    """The schema's expression; what was compiled looser than written (unknown formats) is
+    appended to `warnings` and logged."""
+    c = SchemaCompiler(pool, schema, options)
+    e = c.compile()
+    if warnings is not None:
+        warnings.extend(c.warnings)
+    return e
 
 
 class SchemaCompiler:
@@ -86,6 +105,8 @@ class SchemaCompiler:
                                  options.any_depth, options.separators)
         self._values: dict = {}
         self.num_recursion_cuts = 0  # $ref expansions refused by max_recursion
+        self.warnings: list[str] = []
+        self.num_compiled = 0  # distinct subschema values compiled (bounded: compile time)
         self._patterns: dict = {}
 
     def compile(self) -> int:
@@ -100,6 +121,11 @@ class SchemaCompiler:
         e = self._values.get(key)
         if e is None:
             ctx = subs[0].ctx if subs else Ctx("", ROOT_URI)
+            self.num_compiled += 1
+            if self.num_compiled > self.options.max_subschemas:
+                raise UnsupportedSchemaError("$ref", ctx.pointer, "schema too large: more than "
+                                             f"{self.options.max_subschemas} subschemas to "
+                                             "compile once references are unrolled")
             flats: list[Flat] = [Flat(ctx)]
             for s in subs:
                 flats = self.conjoin(flats, self.flatten(s), "allOf", s.ctx)
@@ -127,6 +153,9 @@ class SchemaCompiler:
         if base != ctx.base:
             ctx = replace(ctx, base=base)
         flats = [own_flat(schema, ctx)]
+        if (neg := negated_required(schema.get("not"), ctx)) is not None:
+            flats[0].nots = [n for n in flats[0].nots if n[1] != "not"]
+            flats = self.conjoin(flats, neg, "not", ctx)
         if "$ref" in schema:
             ref = schema["$ref"]
             if not isinstance(ref, str):
@@ -151,7 +180,9 @@ class SchemaCompiler:
                 flats = self.conjoin(flats, [f for b in branches for f in b], kw, ctx)
             else:
                 subs_i = [Sub(s, ctx.at(kw, i)) for i, s in enumerate(subs)]
-                flats = self.conjoin(flats, one_of_branches(self, branches, subs_i, ctx), kw, ctx)
+                flats = self.conjoin(flats, one_of_branches(self, branches, subs_i, ctx,
+                                                            flats[0].types if len(flats) == 1
+                                                            else None), kw, ctx)
         if "if" in schema and ("then" in schema or "else" in schema):
             cond = Sub(schema["if"], ctx.at("if"))
             yes = self.conjoin(self.flatten(cond),
@@ -163,8 +194,10 @@ class SchemaCompiler:
         deps = schema.get("dependentSchemas", {})
         if not isinstance(deps, dict):
             raise GrammarError(f"dependentSchemas at {ctx.pointer or '#'} must be an object")
-        for name, dep in deps.items():
-            dctx = ctx.at("dependentSchemas", name)
+        legacy = legacy_dependencies(schema, ctx)[1]
+        for kw, name, dep in [*(("dependentSchemas", n, d) for n, d in deps.items()),
+                              *(("dependencies", n, d) for n, d in legacy.items())]:
+            dctx = ctx.at(kw, name)
             absent = Flat(dctx, objects=[ObjectClause({name: Sub(False, dctx)}, [], None)])
             trigger = Flat(dctx, required=[name],  # declared first: it comes first
                            objects=[ObjectClause({name: Sub(True, dctx)}, [], None)])
@@ -176,7 +209,7 @@ class SchemaCompiler:
     def compile_flat(self, f: Flat) -> int:
         p, syn = self.pool, self.syntax
         if f.nots:
-            return compile_negations(self, f)
+            return self._compile_nots(f)
         if f.enums:
             return self._enum(f)
         if f.is_trivial():
@@ -198,6 +231,20 @@ class SchemaCompiler:
                          else object_expr(self, f))
         return p.alt(parts)
 
+    def _compile_nots(self, f: Flat) -> int:
+        """`not {"required": [...]}` parts become alternatives (no complement needed); the
+        remaining negations go to `compile_negations`."""
+        flats, rest = [replace(f, nots=[])], []
+        for sub, keyword in f.nots:
+            neg = negated_required(sub.schema, sub.ctx)
+            if neg is None:
+                rest.append((sub, keyword))
+            else:
+                flats = self.conjoin(flats, neg, keyword, sub.ctx)
+        if len(rest) == len(f.nots):
+            return compile_negations(self, f)
+        return self.pool.alt([self.compile_flat(replace(x, nots=x.nots + rest)) for x in flats])
+
     def _enum(self, f: Flat) -> int:
         values = f.enums[0]
         for other in f.enums[1:]:
@@ -205,8 +252,12 @@ class SchemaCompiler:
         rest = self.compile_flat(replace(f, enums=[]))
         out = []
         for v in values:
-            if any(self.nonempty(self.pool.and_([self.syntax.literal_value(w), rest]))
-                   for w in _orders(v)):
+            if v is None or isinstance(v, (str, bool)):  # one spelling: a membership test
+                keep = self.matches(rest, self.syntax.literal_bytes(v))
+            else:
+                keep = any(self.nonempty(self.pool.and_([self.syntax.literal_value(w), rest]))
+                           for w in _orders(v))
+            if keep:
                 out.append(self.syntax.literal_value(v))
         return self.pool.alt(out)
 
@@ -245,7 +296,11 @@ class SchemaCompiler:
         formats = []
         for name, ctx in (f.formats if self.options.assert_formats else ()):
             if name not in FORMATS:
-                raise UnsupportedSchemaError("format", ctx.pointer, f"unknown format {name!r}")
+                if self.options.refuse_unknown_formats:
+                    raise UnsupportedSchemaError("format", ctx.pointer, f"unknown format {name!r}")
+                self._warn(f"format {name!r} at {ctx.pointer or '#'} is not enforced (unknown "
+                           "format: an annotation, as JSON Schema 2020-12 allows)")
+                continue
             formats.append(FORMATS[name])
         content = string_content(self.pool, f.min_length, f.max_length, (), tuple(formats))
         if patterns:  # a pattern already spells only JSON characters: no AND with "any"
@@ -268,6 +323,11 @@ class SchemaCompiler:
                 raise UnsupportedSchemaError(keyword, ctx.pointer, str(err)) from None
             self._patterns[pat] = e
         return e
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            logger.warning(message)
 
     def matches(self, e: int, data: bytes) -> bool:
         return self.pool.matches(e, data)

@@ -21,6 +21,8 @@ from .charset import Ranges
 from .expr import ExprPool
 from .regex import char_expr, regex_expr
 
+_ASCII: Ranges = ((0, 0x7F),)
+_WIDE: Ranges = ((0x80, cs.MAX_CP),)
 _ESCAPED = cs.union(((0, 0x1F),), cs.chars('"\\'))
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"',
           0x5C: "\\\\"}
@@ -31,6 +33,11 @@ def json_chars(pool: ExprPool, ranges: Ranges) -> int:
     key = ("json_chars", ranges)
     e = pool.memo.get(key)
     if e is not None:
+        return e
+    ascii_part, wide_part = cs.intersect(ranges, _ASCII), cs.intersect(ranges, _WIDE)
+    if ascii_part and wide_part:  # build (and memoize) the costly multi-byte part once
+        e = pool.memo[key] = pool.alt([json_chars(pool, ascii_part),
+                                       json_chars(pool, wide_part)])
         return e
     branches = [char_expr(pool, cs.subtract(ranges, _ESCAPED))]
     for lo, hi in cs.intersect(ranges, _ESCAPED):
@@ -84,14 +91,20 @@ def encode_string(text: str) -> bytes:
 
 def string_not_in(pool: ExprPool, names: list[str]) -> int:
     """Encoded content of every string except the given ones (a trie complement, so no
-    boolean nodes and liveness stays syntactic)."""
+    boolean nodes and liveness stays syntactic). Memoized on the name set: `$ref` targets
+    unrolled several times build the same objects again."""
+    key = ("string_not_in", frozenset(names))
+    e = pool.memo.get(key)
+    if e is not None:
+        return e
     trie: dict = {}
     for name in names:
         node = trie
         for ch in name:
             node = node.setdefault(ord(ch), {})
         node[None] = True
-    return _not_in(pool, trie)
+    e = pool.memo[key] = _not_in(pool, trie)
+    return e
 
 
 def _not_in(pool: ExprPool, node: dict) -> int:

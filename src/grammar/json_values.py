@@ -93,6 +93,15 @@ class JsonSyntax:
             self._any[key] = e
         return e
 
+    @staticmethod
+    def literal_bytes(value: str | bool | None) -> bytes:
+        """The one spelling of a string, boolean or null."""
+        if value is None:
+            return b"null"
+        if isinstance(value, bool):
+            return b"true" if value else b"false"
+        return encode_string(value)
+
     def literal_value(self, value) -> int:
         """Exactly this JSON value: objects keep their key order, numbers accept every
         positional spelling of the same value (`1`, `1.0`, `1.00`) and Python's repr."""

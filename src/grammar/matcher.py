@@ -9,6 +9,22 @@ Engine loop, per constrained sequence and step:
     matcher.fill_bitmask(bitmask, row)      # before sampling
     ok = matcher.accept_token(sampled_id)   # after sampling (False = a bug upstream)
     if matcher.is_terminated(): finish the sequence
+
+Budget-aware closing (so an output cut at max_tokens still parses): call instead
+    matcher.fill_bitmask_within(bitmask, row, remaining)
+where `remaining` = tokens the sequence may still emit, this step's included (None: no
+limit). Far from the end it is `fill_bitmask` (no search: a structural byte bound is
+checked); within `CLOSING_WINDOW` tokens of the shortest completion it is
+`fill_budget_bitmask`, which allows exactly the tokens after which the closing path still fits
+(1 + min_tokens_to_accept() of the next state <= remaining), so the last token leaves the
+matcher accepting. Exact as long as no single freely sampled token raises
+`min_tokens_to_accept()` by more than the window (opening an object with many required
+members can raise it by ~10 on tool schemas; the window is 32); calling
+`fill_budget_bitmask` at every step needs no window at all, at the cost of one successor
+walk per new state. Jump-forward text counts against the budget: cut `append_ids` to what
+fits (the closing path goes through the forced text anyway). To force the rest instead of
+sampling it, `closing_token_ids()` is that path as tokens (greedy longest match over the
+vocabulary, each one allowed by the mask).
 """
 
 from __future__ import annotations
@@ -23,6 +39,8 @@ if TYPE_CHECKING:
     from .compiler import CompiledGrammar
 
 _EOS = -1
+UNCLOSABLE = 1 << 30  # min_tokens_to_accept() of a state with no known closing path
+CLOSING_WINDOW = 32  # fill_bitmask_within switches to budget masks this close to the end
 
 
 class GrammarMatcher:
@@ -64,6 +82,52 @@ class GrammarMatcher:
             bitmask[row] = self.grammar.eos_only_mask
         else:
             bitmask[row] = self.grammar.index.mask(self.state)
+
+    def min_tokens_to_accept(self) -> int:
+        """Tokens on the closing path: the greedy longest-match tokenization of a shortest
+        byte string from here to an accepting state (0 when accepting or ended). An upper
+        bound on the true minimum, and exactly what following the closing path costs. A
+        state whose closing search gave up (only possible with AND/NOT/FSM expressions)
+        reports a huge number."""
+        if self.is_ended():
+            return 0
+        n = self.grammar.closing.min_tokens(self.state)
+        return UNCLOSABLE if n is None else n
+
+    def closing_bytes(self) -> bytes:
+        """A shortest byte string that makes the output so far a complete match."""
+        if self.is_ended():
+            return b""
+        return self.grammar.closing.closing_bytes(self.state) or b""
+
+    def closing_token_ids(self) -> list[int]:
+        """The closing path as tokens (`min_tokens_to_accept()` of them); accepting them
+        leaves the matcher accepting. Empty when accepting, ended or unclosable."""
+        if self.is_ended():
+            return []
+        return self.grammar.closing.closing_token_ids(self.state) or []
+
+    def fill_budget_bitmask(self, bitmask: np.ndarray, row: int, budget: int) -> None:
+        """Like `fill_bitmask`, but only tokens after which the closing path still fits in
+        `budget - 1` more tokens (EOS too when accepting). Never empty: when the budget is
+        already short, the next closing token alone."""
+        if self.is_ended():
+            bitmask[row] = self.grammar.eos_only_mask
+        else:
+            bitmask[row] = self.grammar.closing.budget_mask(self.state, int(budget))
+
+    def fill_bitmask_within(self, bitmask: np.ndarray, row: int, remaining: int | None,
+                            window: int = CLOSING_WINDOW) -> None:
+        """`fill_bitmask`, or `fill_budget_bitmask` once `remaining` tokens are within
+        `window` of the shortest completion (see the module docstring)."""
+        if remaining is not None and not self.is_ended():
+            bound = self.grammar.closing.tokens_upper_bound(self.state)
+            if bound is None or remaining <= bound + window:
+                n = self.grammar.closing.min_tokens(self.state)
+                if n is not None and remaining <= n + window:
+                    self.fill_budget_bitmask(bitmask, row, remaining)
+                    return
+        self.fill_bitmask(bitmask, row)
 
     def allowed_token_ids(self) -> np.ndarray:
         """Sorted allowed token ids (plain-Python view of the mask, for tests and tools)."""

@@ -73,7 +73,16 @@ class TokenIndex:
         t = self.automaton.walk(sid, data)
         return t if t != DEAD and self.automaton.is_live(t) else DEAD
 
+    def successors(self, sid: int) -> tuple[np.ndarray, np.ndarray]:
+        """`(ids, states)`: every allowed non-EOS token and the live state it leads to
+        (int64 arrays of one length, ids in walk order). Not cached: for budget masks."""
+        with self.automaton.lock:
+            return self._walk(sid, want_states=True)
+
     def _allowed_sorted_positions(self, sid: int) -> np.ndarray:
+        return self._walk(sid, want_states=False)[0]
+
+    def _walk(self, sid: int, want_states: bool) -> tuple[np.ndarray, np.ndarray]:
         aut, lay = self.automaton, self.vocab.layout
         # step 0 is one gather from the start row: restrictive states drop most tokens here
         row = aut.row(sid)
@@ -86,7 +95,7 @@ class TokenIndex:
             first = row[lay.columns[0]]
             pos = np.flatnonzero(first != DEAD)  # sorted positions still walking, ascending
             st = first[pos]
-        found = []
+        found, found_states = [], []
         for i in range(lay.max_len):
             k = int(np.searchsorted(pos, lay.num_longer[i]))
             pos, st = pos[:k], st[:k]
@@ -111,8 +120,13 @@ class TokenIndex:
                     aut.is_live(s)
                 ok &= aut.live[ends] == 1
                 found.append(pos[e:][ok])
+                if want_states:
+                    found_states.append(ends[ok])
             keep = nxt[:e] != DEAD
             pos, st = pos[:e][keep], nxt[:e][keep]
         if not found:
-            return np.zeros(0, dtype=np.int64)
-        return lay.ids[np.concatenate(found)]
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        ids = lay.ids[np.concatenate(found)]
+        states = (np.concatenate(found_states).astype(np.int64) if want_states
+                  else np.zeros(0, dtype=np.int64))
+        return ids, states

@@ -114,6 +114,15 @@ class TokenVocabulary:
         items = sorted((b, i) for i, b in enumerate(self.token_bytes) if b is not None)
         return [b for b, _ in items], [i for _, i in items]
 
+    @functools.cached_property
+    def token_id_of_bytes(self) -> dict[bytes, int]:
+        """bytes → the smallest non-special token id spelling exactly them."""
+        out: dict[bytes, int] = {}
+        for i, b in enumerate(self.token_bytes):
+            if b is not None and b not in out:
+                out[b] = i
+        return out
+
     def ids_with_prefix(self, prefix: bytes) -> list[int]:
         """Token ids whose bytes start with `prefix` (the token `prefix` itself included)."""
         keys, ids = self._sorted

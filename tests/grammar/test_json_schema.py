@@ -192,7 +192,6 @@ def test_pydantic_model_and_json_text(byte_compiler):
     ({"properties": {"a": {"pattern": "(?=x)"}}}, "pattern", "/properties/a"),
     ({"$ref": "https://example.com/s.json"}, "$ref", ""),
     ({"items": {"$dynamicRef": "#x"}}, "$dynamicRef", "/items"),
-    ({"properties": {"d": {"format": "uri"}}}, "format", "/properties/d/format"),
     ({"not": {"type": "object", "properties": {"a": {}}}}, "not", "/not"),
 ])
 def test_unsupported_keywords_name_keyword_and_pointer(byte_compiler, schema, keyword, pointer):

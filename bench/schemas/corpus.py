@@ -1,0 +1,117 @@
+"""Refusals, correctness and tail latency on a real-world schema corpus (JSONSchemaBench's
+maskbench files: `{"schema": ..., "tests": [{"data", "valid"}]}`), one thread, the default
+model's vocabulary.
+
+    python -m bench.schemas.corpus DIR [--sample 500] [--seed 0] [--refusals]
+
+DIR is the `maskbench/data` folder of github.com/guidance-ai/jsonschemabench. A fixed sample
+(`random.Random(seed).sample` of the sorted file names) is used so runs compare. Prints:
+schemas fully right, refused (by keyword), invalid instances accepted, valid rejected,
+compile p50/p99/max, and per-token mask p50/p99/p99.9/max along each valid instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from tines.grammar import CompiledGrammar, GrammarSpec, allocate_token_bitmask
+from tines.grammar.conformance import serializations
+from tines.grammar.errors import GrammarError, UnsupportedSchemaError
+
+
+def sample_files(folder: Path, n: int, seed: int) -> list[Path]:
+    names = sorted(p.name for p in folder.glob("*.json"))
+    return [folder / x for x in random.Random(seed).sample(names, min(n, len(names)))]
+
+
+def run(files: list[Path], vocab, encode) -> dict:
+    res = Counter()
+    refused_by = Counter()
+    refusals: list[str] = []
+    worst_compile: list[tuple[float, str]] = []
+    worst_mask: list[tuple[float, str]] = []
+    compile_ms, mask_us = [], []
+    bitmask = allocate_token_bitmask(1, vocab.vocab_size)
+    for path in files:
+        case = json.loads(path.read_text())
+        t0 = time.perf_counter()
+        try:
+            g = CompiledGrammar(GrammarSpec.json_schema(case["schema"]), vocab)
+        except UnsupportedSchemaError as e:
+            res["refused"] += 1
+            refused_by[e.keyword] += 1
+            refusals.append(f"{path.name}: {e}")
+            continue
+        except GrammarError as e:
+            res["error"] += 1
+            refused_by[f"error: {str(e)[:50]}"] += 1
+            continue
+        compile_ms.append(1e3 * (time.perf_counter() - t0))
+        worst_compile.append((compile_ms[-1], path.name))
+        worst_mask_here = 0.0
+        right = True
+        for test in case["tests"]:
+            texts = serializations(test["data"], 16)
+            ok = [t for t in texts if g.accepts_text(t)]
+            if bool(ok) != test["valid"]:
+                right = False
+                res["invalid accepted" if ok else "valid rejected"] += 1
+            if ok and test["valid"]:
+                m = g.matcher()
+                for tok in encode(ok[0]):
+                    t1 = time.perf_counter()
+                    m.fill_bitmask(bitmask, 0)
+                    mask_us.append(1e6 * (time.perf_counter() - t1))
+                    worst_mask_here = max(worst_mask_here, mask_us[-1])
+                    if not m.accept_token(tok):
+                        break
+        res["fully right"] += right
+        worst_mask.append((worst_mask_here, path.name))
+    return {"counts": res, "refused_by": refused_by, "compile_ms": compile_ms,
+            "mask_us": mask_us, "num": len(files), "refusals": refusals,
+            "worst_compile": sorted(worst_compile)[-5:], "worst_mask": sorted(worst_mask)[-5:]}
+
+
+def report(r: dict) -> None:
+    c = r["counts"]
+    print(f"schemas {r['num']}: fully right {c['fully right']}, refused {c['refused']}, "
+          f"compile errors {c['error']}, invalid accepted {c['invalid accepted']}, "
+          f"valid rejected {c['valid rejected']}")
+    print("refused by keyword: " + ", ".join(f"{k} {v}" for k, v in r["refused_by"].most_common()))
+    cm, mu = np.array(r["compile_ms"]), np.array(r["mask_us"])
+    if len(cm):
+        print(f"compile ms p50 {np.percentile(cm, 50):.2f} p99 {np.percentile(cm, 99):.1f} "
+              f"max {cm.max():.0f}")
+    if len(mu):
+        print(f"mask µs p50 {np.percentile(mu, 50):.1f} p99 {np.percentile(mu, 99):.0f} "
+              f"p99.9 {np.percentile(mu, 99.9):.0f} max {mu.max():.0f} ({len(mu)} masks)")
+
+
+def main() -> int:
+    from bench.grammar import load_default_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--sample", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--refusals", action="store_true", help="print every refusal's message")
+    args = ap.parse_args()
+    vocab, encode, _ = load_default_model()
+    r = run(sample_files(args.folder, args.sample, args.seed), vocab, encode)
+    report(r)
+    print("slowest compiles (ms): " + ", ".join(f"{n} {v:.0f}" for v, n in r["worst_compile"]))
+    print("slowest masks (µs): " + ", ".join(f"{n} {v:.0f}" for v, n in r["worst_mask"]))
+    if args.refusals:
+        print("\n".join(r["refusals"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

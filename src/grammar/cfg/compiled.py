@@ -1,0 +1,94 @@
+"""A context-free grammar compiled for one vocabulary, behind the engine's matcher protocol.
+
+`CfgGrammar` has the attributes `GrammarMatcher`, `jump_forward` and the closing index read
+from a `CompiledGrammar` (`vocab`, `pool`, `automaton`, `index`, `closing`,
+`eos_only_mask`), so a CFG runs through the same per-sequence `GrammarMatcher`:
+`fill_bitmask`, `accept_token`, `is_terminated`, `copy`, `forced_bytes`,
+`min_tokens_to_accept`, `closing_bytes`, `fill_budget_bitmask`.
+
+The automaton's states are parser stacks (see `pool.py`); masks come from walking the
+vocabulary trie through them (`trie.py`), shared between stacks with the same top entries
+and cached per state (`index.py`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..automaton import Automaton
+from ..bitmask import ids_to_bitmask
+from ..closing import ClosingIndex
+from ..matcher import GrammarMatcher
+from ..token_index import TokenIndex
+from .index import CfgTokenIndex
+from ..vocabulary import TokenVocabulary
+from .build import build
+from .gbnf_syntax import parse_gbnf
+from .ir import CfgError, Grammar
+from .lark_syntax import parse_lark
+from .pool import CfgPool
+
+SYNTAXES = ("lark", "gbnf")
+
+
+def parse_grammar(text: str, syntax: str = "lark", start: str | None = None) -> Grammar:
+    """Grammar text → IR. `syntax`: "lark" (start rule `start`) or "gbnf" (alias "ebnf";
+    start rule `root`)."""
+    if not isinstance(text, str):
+        raise CfgError("a grammar must be a string")
+    if syntax == "ebnf":
+        syntax = "gbnf"
+    if syntax == "lark":
+        return parse_lark(text, start or "start")
+    if syntax == "gbnf":
+        return parse_gbnf(text, start or "root")
+    raise CfgError(f"unknown grammar syntax {syntax!r} (lark | gbnf)")
+
+
+class CfgClosingIndex(ClosingIndex):
+    """The closing index with each rule reference's exact shortest length seeded, so the
+    A* heuristic stays exact through `REF` nodes (the base class knows only regex kinds)."""
+
+    def __init__(self, automaton: Automaton, index: TokenIndex, pool: CfgPool):
+        super().__init__(automaton, index)
+        self._min_len.update(pool.rule_min_lens())
+
+
+class CfgGrammar:
+    """A grammar compiled for one vocabulary; shared by every sequence that uses it."""
+
+    def __init__(self, text: str, vocab: TokenVocabulary, syntax: str = "lark",
+                 start: str | None = None):
+        t0 = time.perf_counter()
+        self.text = text
+        self.syntax = syntax
+        self.vocab = vocab
+        self.pool = CfgPool(vocab.single_byte_mask)
+        self.ir = parse_grammar(text, syntax, start)
+        self.automaton = Automaton(self.pool, build(self.ir, self.pool))
+        self.index = CfgTokenIndex(self.automaton, vocab)
+        self.closing = CfgClosingIndex(self.automaton, self.index, self.pool)
+        self.eos_only_mask = ids_to_bitmask(sorted(vocab.eos_token_ids), vocab.vocab_size)
+        self.index.mask(self.automaton.start)
+        self.compile_seconds = time.perf_counter() - t0
+
+    def matcher(self) -> GrammarMatcher:
+        return GrammarMatcher(self)
+
+    def accepts_bytes(self, data: bytes) -> bool:
+        return self.automaton.accepts(data)
+
+    def accepts_text(self, text: str) -> bool:
+        return self.accepts_bytes(text.encode("utf-8"))
+
+    def stats(self) -> dict:
+        return {"states": self.automaton.num_states, "masks": self.index.num_computed,
+                "expr_nodes": len(self.pool), "rules": len(self.pool.rule_names),
+                "compile_ms": 1e3 * self.compile_seconds}
+
+
+def compile_cfg(text: str, vocab: TokenVocabulary, syntax: str = "lark",
+                start: str | None = None) -> CfgGrammar:
+    """Compile grammar text for `vocab`. Raises `CfgError` (a `GrammarError`, a
+    `ValueError`) naming the rule at fault."""
+    return CfgGrammar(text, vocab, syntax, start)

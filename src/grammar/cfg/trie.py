@@ -1,0 +1,262 @@
+"""The vocabulary as a byte trie, level by level, and a walk of a DFA state through it.
+
+A walk over the flat token list (`token_index.py`) touches every token that survives each
+byte; with a trie, tokens sharing a prefix share the work: after `" "` in a grammar that
+allows a space before `[` only, the ~20k space-led tokens are one node whose children die
+at the next level. The cost is proportional to the surviving *trie nodes*.
+
+Layout, for levels d = 1..max_len (level d holds the prefixes of length d, in sorted
+order, so the children of a node are a contiguous run of the next level):
+- `byte[d]` (uint8 [n_d]): the last byte of each prefix;
+- `token[d]` (int64 [n_d]): the id of the token spelling exactly that prefix, or -1;
+- `child_lo[d]`, `child_hi[d]` (int64 [n_d]): its children's run in level d + 1.
+Byte strings spelled by several ids keep the extra ids in `extra` (rare).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from ..automaton import DEAD, Automaton
+from ..vocabulary import TokenVocabulary
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NARROW = 24  # frontier size below which the walk goes on in plain Python
+_DENSE = 64  # frontier size above which whole levels are stepped at once
+
+
+class StopTest(Protocol):
+    """Which states end a walk branch (`__call__` for one state, `many` for an array)."""
+
+    def __call__(self, sid: int) -> bool: ...
+
+    def many(self, sids: np.ndarray) -> np.ndarray: ...
+
+
+class Walk(NamedTuple):
+    ids: np.ndarray  # int64 [n] allowed token ids
+    states: np.ndarray  # int64 [n] the live state each leads to
+    stopped: list[tuple[int, int]]  # (level, node) where `stop` held (subtrees not walked)
+
+
+class VocabTrie:
+    def __init__(self, vocab: TokenVocabulary):
+        items = sorted((b, i) for i, b in enumerate(vocab.token_bytes) if b is not None)
+        byte: list[list[int]] = [[]]
+        parent: list[list[int]] = [[]]
+        token: list[list[int]] = [[]]
+        self.extra: dict[tuple[int, int], list[int]] = {}
+        path: list[int] = []  # node index per level of the previous token
+        prev = b""
+        for data, tid in items:
+            lcp = 0
+            n = min(len(prev), len(data))
+            while lcp < n and prev[lcp] == data[lcp]:
+                lcp += 1
+            if lcp == len(data) == len(prev):  # same bytes, another id
+                self.extra.setdefault((len(data), path[-1]), []).append(tid)
+                continue
+            del path[lcp:]
+            for d in range(lcp + 1, len(data) + 1):
+                while len(byte) <= d:
+                    byte.append([])
+                    parent.append([])
+                    token.append([])
+                parent[d].append(path[d - 2] if d >= 2 else 0)
+                byte[d].append(data[d - 1])
+                token[d].append(-1)
+                path.append(len(byte[d]) - 1)
+            token[len(data)][path[-1]] = tid
+            prev = data
+        self.max_len = len(byte) - 1
+        self.byte = [np.array(x, dtype=np.int64) for x in byte]
+        self.parent = [np.array(x, dtype=np.int64) for x in parent]
+        self.token = [np.array(x, dtype=np.int64) for x in token]
+        # plain-list copies for the narrow part of a walk (numpy calls cost more than the
+        # work on a frontier of a few nodes, e.g. the long runs of whitespace tokens)
+        self.byte_l = [x for x in byte]
+        self.parent_l = [x for x in parent]
+        self.token_l = [x for x in token]
+        self.child_lo: list[np.ndarray] = []
+        self.child_hi: list[np.ndarray] = []
+        for d in range(self.max_len + 1):
+            n = len(byte[d]) if d else 1
+            if d < self.max_len:
+                par = np.array(parent[d + 1], dtype=np.int64)
+                self.child_lo.append(np.searchsorted(par, np.arange(n), side="left"))
+                self.child_hi.append(np.searchsorted(par, np.arange(n), side="right"))
+            else:
+                self.child_lo.append(np.zeros(n, dtype=np.int64))
+                self.child_hi.append(np.zeros(n, dtype=np.int64))
+        self.lo_l = [x.tolist() for x in self.child_lo]
+        self.hi_l = [x.tolist() for x in self.child_hi]
+
+    @classmethod
+    def of(cls, vocab: TokenVocabulary) -> VocabTrie:
+        """The trie of a vocabulary (built once per vocabulary object)."""
+        t = _CACHE.get(vocab)
+        if t is None:
+            t = _CACHE[vocab] = cls(vocab)
+        return t
+
+    def prefix(self, d: int, i: int) -> bytes:
+        """The bytes of node `i` of level `d`."""
+        out = []
+        while d > 0:
+            out.append(self.byte_l[d][i])
+            i = self.parent_l[d][i]
+            d -= 1
+        return bytes(reversed(out))
+
+    def node_token_ids(self, d: int, i: int) -> list[int]:
+        """Ids of the tokens spelling exactly node `i` of level `d`."""
+        t = self.token_l[d][i]
+        return [] if t < 0 else [t, *self.extra.get((d, i), ())]
+
+    def walk(self, aut: Automaton, sid, stop: StopTest | None = None,
+             start: tuple[int, list[int]] | None = None) -> Walk:
+        """Walk the tokens below the root from DFA state `sid` (or below the nodes
+        `start = (level, indices)`, from the states `sid[k]` their own bytes led to). Returns every token whose bytes lead
+        to a live state, with that state. With `stop`, a node whose state `s` has
+        `stop(s)` is not walked further: it and its subtree are left out of `ids` and
+        reported in `stopped` as (level, index). Call under `aut.lock`."""
+        ids: list = []
+        states: list = []
+        stopped: list[tuple[int, int]] = []
+        d0, nodes = start if start is not None else (0, [0])
+        idx = np.array(nodes, dtype=np.int64)
+        st = np.array(sid if start is not None else [sid], dtype=np.int64)
+        for d in range(d0 + 1, self.max_len + 1):
+            if d > d0 + 2 and len(idx) <= _NARROW:
+                self._walk_narrow(aut, d - 1, idx, st, stop, ids, states, stopped)
+                break
+            if len(idx) > _DENSE:
+                self._walk_dense(aut, d - 1, idx, st, stop, ids, states, stopped)
+                break
+            lo, hi = self.child_lo[d - 1][idx], self.child_hi[d - 1][idx]
+            cnt = hi - lo
+            if d > d0 + 1:
+                has = cnt > 0
+                if not has.all():
+                    lo, cnt, st = lo[has], cnt[has], st[has]
+            total = int(cnt.sum())
+            if not total:
+                break
+            first = np.cumsum(cnt) - cnt
+            kids = np.arange(total) - np.repeat(first - lo, cnt)  # child node indices
+            pst = np.repeat(st, cnt)
+            flat = pst * 256 + self.byte[d][kids]
+            nxt = aut.table.ravel()[flat]
+            bad = nxt < 0
+            if bad.any():
+                aut.ensure_rows(np.unique(pst[bad]))
+                nxt = aut.table.ravel()[flat]
+            keep = nxt != DEAD
+            idx, st = kids[keep], nxt[keep].astype(np.int64)
+            if stop is not None and len(st):
+                hit = stop.many(st)
+                if hit.any():
+                    stopped.extend((d, i) for i in idx[hit].tolist())
+                    idx, st = idx[~hit], st[~hit]
+            tok = self.token[d][idx]
+            ends = tok >= 0
+            if ends.any():
+                e_st = st[ends]
+                unknown = np.unique(e_st[aut.live[e_st] < 0])
+                for s in unknown.tolist():
+                    aut.is_live(s)
+                ok = aut.live[e_st] == 1
+                ids.append(tok[ends][ok])
+                states.append(e_st[ok])
+                if self.extra:
+                    for node, s in zip(idx[ends][ok].tolist(), e_st[ok].tolist()):
+                        for t in self.extra.get((d, node), ()):
+                            ids.append(np.array([t]))
+                            states.append(np.array([s]))
+        if not ids:
+            empty = np.zeros(0, dtype=np.int64)
+            return Walk(empty, empty, stopped)
+        return Walk(np.concatenate(ids), np.concatenate(states), stopped)
+
+    def _walk_dense(self, aut: Automaton, d: int, idx: np.ndarray, st: np.ndarray,
+                    stop: StopTest | None, ids: list, states: list,
+                    stopped: list) -> None:
+        """Continue a wide walk below level `d` over whole levels: one state per node
+        (DEAD for nodes off the walk), two gathers per level instead of expanding child
+        runs. Hands over to the narrow walk once few nodes are left."""
+        cur = np.zeros(len(self.byte_l[d]), dtype=np.int64)  # DEAD == 0
+        cur[idx] = st
+        for d in range(d + 1, self.max_len + 1):
+            flat = cur[self.parent[d]] * 256 + self.byte[d]
+            nxt = aut.table.ravel()[flat]
+            bad = nxt < 0
+            if bad.any():
+                aut.ensure_rows(np.unique(cur[self.parent[d]][bad]))
+                nxt = aut.table.ravel()[flat]
+            nxt = nxt.astype(np.int64)
+            alive = np.flatnonzero(nxt)
+            if stop is not None and len(alive):
+                hit = stop.many(nxt[alive])
+                if hit.any():
+                    stopped.extend((d, i) for i in alive[hit].tolist())
+                    nxt[alive[hit]] = 0
+                    alive = alive[~hit]
+            tok = self.token[d][alive]
+            ends = tok >= 0
+            if ends.any():
+                e_st = nxt[alive[ends]]
+                unknown = np.unique(e_st[aut.live[e_st] < 0])
+                for s in unknown.tolist():
+                    aut.is_live(s)
+                ok = aut.live[e_st] == 1
+                ids.append(tok[ends][ok])
+                states.append(e_st[ok])
+                if self.extra:
+                    for node, s in zip(alive[ends][ok].tolist(), e_st[ok].tolist()):
+                        for t in self.extra.get((d, node), ()):
+                            ids.append(np.array([t]))
+                            states.append(np.array([s]))
+            if len(alive) <= _NARROW:
+                if len(alive):
+                    self._walk_narrow(aut, d, alive, nxt[alive], stop, ids, states, stopped)
+                return
+            cur = nxt
+
+    def _walk_narrow(self, aut: Automaton, d: int, idx: np.ndarray, st: np.ndarray,
+                     stop: StopTest | None, ids: list, states: list,
+                     stopped: list) -> None:
+        """Continue a walk below level `d` (whose tokens are collected) node by node, in
+        plain Python, appending to `ids`, `states` and `stopped`."""
+        rows: dict[int, list[int]] = {}
+        out_ids: list[int] = []
+        out_st: list[int] = []
+        stack = list(zip([d] * len(idx), idx.tolist(), st.tolist()))
+        while stack:
+            d, i, s = stack.pop()
+            lo, hi = self.lo_l[d][i], self.hi_l[d][i]
+            if lo == hi:
+                continue
+            row = rows.get(s)
+            if row is None:
+                row = rows[s] = aut.row(s).tolist()
+            bl, tl = self.byte_l[d + 1], self.token_l[d + 1]
+            for c in range(lo, hi):
+                t = row[bl[c]]
+                if t == DEAD:
+                    continue
+                if stop is not None and stop(t):
+                    stopped.append((d + 1, c))
+                    continue
+                tok = tl[c]
+                if tok >= 0 and aut.is_live(t):
+                    out_ids.append(tok)
+                    out_st.append(t)
+                    for extra in self.extra.get((d + 1, c), ()):
+                        out_ids.append(extra)
+                        out_st.append(t)
+                stack.append((d + 1, c, t))
+        ids.append(np.array(out_ids, dtype=np.int64))
+        states.append(np.array(out_st, dtype=np.int64))
