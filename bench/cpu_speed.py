@@ -7,7 +7,11 @@ of `tines serve` per weight format. Each system runs in its own process: two lib
 two engines) running torch ops on different threads of one process slow each other down.
 
     .venv/bin/python -m bench.cpu_speed [--formats auto,int4,bf16] [--no-peers] [--no-memory]
+    .venv/bin/python -m bench.cpu_speed --model gemma3-270m  # Gemma 3 270M (Q4_K_M) instead
     .venv/bin/python -m bench.cpu_speed --profile auto:1     # where a decode step's time goes
+
+`--model` takes a known model name (`tines pull` fetches it on first use); every system runs
+the same GGUF file.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 from tines.runtime.engine.engine import Engine  # noqa: E402
-from tines.runtime.models.registry import pull  # noqa: E402
+from tines.runtime.models.registry import DEFAULT_MODEL, KNOWN_MODELS, pull  # noqa: E402
 from tines.runtime.sampling_params import SamplingParams  # noqa: E402
 
 THREADS = 2
@@ -186,7 +190,7 @@ def peak_memory_of_serve(path, weights: str) -> float | None:
     return None
 
 
-def run_isolated(system: str) -> dict | None:
+def run_isolated(system: str, model: str) -> dict | None:
     """Measure one system in a fresh process; its results come back as JSON."""
     import json
     import subprocess
@@ -194,7 +198,8 @@ def run_isolated(system: str) -> dict | None:
 
     from pathlib import Path
 
-    proc = subprocess.run([sys.executable, "-m", "bench.cpu_speed", "--worker", system],
+    proc = subprocess.run([sys.executable, "-m", "bench.cpu_speed", "--worker", system,
+                           "--model", model],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{") or ln == "null"]
     if proc.returncode or not lines:
@@ -206,10 +211,10 @@ def run_isolated(system: str) -> dict | None:
     return json.loads(lines[-1])
 
 
-def worker(system: str) -> None:
+def worker(system: str, model: str) -> None:
     import json
 
-    path = pull(quiet=True)
+    path = pull(model, quiet=True)
     if system.startswith("tines-"):
         fmt, _, mode = system[len("tines-"):].partition(":")
         result = bench_tines(path, fmt, compile=mode != "eager")
@@ -226,25 +231,28 @@ def main() -> None:
                     help="tines weight formats; append :eager to measure without compiling")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(KNOWN_MODELS),
+                    help="which known model's GGUF every system runs")
     ap.add_argument("--profile", metavar="FORMAT:BATCH",
                     help="instead: profile tines' decode step (e.g. auto:1) and print top ops")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker)
+        return worker(args.worker, args.model)
     if args.profile:
         fmt, _, batch = args.profile.partition(":")
-        return profile_decode(pull(quiet=True), fmt, int(batch or 1))
-    path = pull(quiet=True)
-    print(f"threads {THREADS}, load average {os.getloadavg()[0]:.1f}")
+        return profile_decode(pull(args.model, quiet=True), fmt, int(batch or 1))
+    path = pull(args.model, quiet=True)
+    print(f"model {args.model} ({path.name}), threads {THREADS}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     rows: dict[str, dict] = {}
     for fmt in args.formats.split(","):
-        result = run_isolated(f"tines-{fmt}")
+        result = run_isolated(f"tines-{fmt}", args.model)
         if result:
             rows[f"tines {fmt}"] = result
     if not args.no_peers:
         for name, system in (("transformers bf16", "transformers"), ("llama-cpp-python", "llama-cpp")):
-            result = run_isolated(system)
+            result = run_isolated(system, args.model)
             if result:
                 rows[name] = result
     keys = ["prefill_512", "decode_b1", "decode_b8", "decode_b32"]

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .gguf_parse import parse_gguf
+
 
 @dataclass(frozen=True, slots=True)
 class RawTensor:
@@ -21,25 +23,48 @@ class RawTensor:
     data: np.ndarray
 
 
-SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K")
+def can_dequantize(ggml_type: str) -> bool:
+    """Whether the installed `gguf` package can turn this GGML type into floats: F32, F16,
+    BF16, the legacy quants (Q4_0 ... Q8_0), the K-quants (Q2_K ... Q6_K), the IQ types and
+    whatever newer ones it knows. Probed once per type on one block of zeros."""
+    if ggml_type not in _DEQUANTIZABLE:
+        _DEQUANTIZABLE[ggml_type] = _probe(ggml_type)
+    return _DEQUANTIZABLE[ggml_type]
+
+
+def supported_types() -> list[str]:
+    import gguf
+
+    return [t.name for t in gguf.GGMLQuantizationType if can_dequantize(t.name)]
+
+
+_DEQUANTIZABLE: dict[str, bool] = {}
+
+
+def _probe(ggml_type: str) -> bool:
+    import gguf
+
+    try:
+        qtype = gguf.GGMLQuantizationType[ggml_type]
+        _, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        gguf.quants.dequantize(np.zeros((1, type_size), dtype=np.uint8), qtype)
+    except (KeyError, ValueError, NotImplementedError):
+        return False
+    return True
 
 
 class GGUFFile:
     """A memory-mapped GGUF file. Metadata is read at open; tensor data only when asked."""
 
     def __init__(self, path: str | Path):
-        import gguf
-
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.path}")
-        self._reader = gguf.GGUFReader(str(self.path), "r")
-        self.metadata: dict[str, Any] = {}
-        for name, fld in self._reader.fields.items():
-            if name.startswith("GGUF."):
-                continue
-            self.metadata[name] = _field_value(fld)
-        self._tensors = {t.name: t for t in self._reader.tensors}
+        parsed = parse_gguf(self.path)
+        self.metadata: dict[str, Any] = parsed.metadata
+        # A plain ndarray over the map: numpy's memmap subclass costs a hook on every view.
+        self._memory, self._data_start = parsed.memory.view(np.ndarray), parsed.data_start
+        self._tensors = {t.name: t for t in parsed.tensors}
 
     @property
     def architecture(self) -> str:
@@ -48,31 +73,58 @@ class GGUFFile:
     def tensor_names(self) -> list[str]:
         return list(self._tensors)
 
-    def raw(self, name: str) -> RawTensor:
-        t = self._tensors[name]
-        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-        return RawTensor(name, t.tensor_type.name, shape, t.data)
+    def ggml_type(self, name: str) -> str:
+        return _type_name(self._tensors[name].ggml_type)
 
-    def dequantize(self, name: str) -> np.ndarray:
-        """The tensor as float32 in PyTorch order. Raises ValueError for unsupported types."""
+    def raw(self, name: str) -> RawTensor:
+        """The stored tensor, a read-only view of the file (F32 / F16 as their dtype, any
+        other type as uint8 rows of blocks)."""
         import gguf
 
         t = self._tensors[name]
-        kind = t.tensor_type.name
-        if kind not in SUPPORTED_TYPES:
-            raise ValueError(f"tensor {name}: GGML type {kind} is not supported "
-                             f"(supported: {', '.join(SUPPORTED_TYPES)})")
-        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-        values = np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        kind = _type_name(t.ggml_type)
+        shape = tuple(reversed(t.dims))
+        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(t.ggml_type)]
+        num_bytes = int(np.prod(t.dims)) // block * type_size
+        start = self._data_start + t.offset
+        data = self._memory[start:start + num_bytes]
+        if kind in ("F32", "F16"):
+            data = data.view(np.float32 if kind == "F32" else np.float16).reshape(shape)
+        else:
+            data = data.reshape(*shape[:-1], shape[-1] // block * type_size)
+        return RawTensor(name, kind, shape, data)
+
+    def check_types(self, names: list[str] | None = None) -> None:
+        """Raise ValueError naming every GGML type among `names` (default: all tensors) that
+        cannot be dequantized, before any weight is read."""
+        bad = sorted({self.ggml_type(n) for n in names or self._tensors}
+                     - set(supported_types()))
+        if bad:
+            raise ValueError(f"{self.path.name}: GGML type(s) {', '.join(bad)} cannot be loaded "
+                             f"(the installed gguf package dequantizes: "
+                             f"{', '.join(supported_types())})")
+
+    def dequantize(self, name: str) -> np.ndarray:
+        """The tensor as float32 in PyTorch order: one tensor at a time, so a load never holds
+        more than one dequantized copy. Raises ValueError for types that cannot be read."""
+        import gguf
+
+        raw = self.raw(name)
+        if not can_dequantize(raw.ggml_type):
+            raise ValueError(f"tensor {name}: GGML type {raw.ggml_type} cannot be loaded "
+                             f"(supported: {', '.join(supported_types())})")
+        shape = raw.shape
+        qtype = gguf.GGMLQuantizationType[raw.ggml_type]
+        values = np.ascontiguousarray(gguf.quants.dequantize(raw.data, qtype), dtype=np.float32)
         if not values.flags.writeable:  # float tensors come back as views of the read-only map
             values = values.copy()
         return values.reshape(shape)
 
 
-def _field_value(fld: Any) -> Any:
+def _type_name(ggml_type: int) -> str:
     import gguf
 
-    value = fld.contents()
-    if fld.types and fld.types[0] == gguf.GGUFValueType.ARRAY:
-        return list(value)
-    return value
+    try:
+        return gguf.GGMLQuantizationType(ggml_type).name
+    except ValueError:
+        return f"type {ggml_type}"

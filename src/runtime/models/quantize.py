@@ -31,8 +31,10 @@ class Int4Weight:
 
     @classmethod
     def from_gguf_blocks(cls, kind: str, raw: np.ndarray, shape: tuple[int, int]) -> Int4Weight:
-        """From Q4_0 / Q4_1 block bytes (rows of blocks, GGUF layout)."""
+        """From Q4_0 / Q4_1 / Q4_K block bytes (rows of blocks, GGUF layout)."""
         n, k = shape
+        if kind == "Q4_K":
+            return cls._from_q4_k(raw, n, k)
         blocks = np.ascontiguousarray(raw).reshape(n, k // GROUP, -1)
         d = torch.from_numpy(blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32))
         if kind == "Q4_1":
@@ -47,6 +49,24 @@ class Int4Weight:
         # Each block's 16 bytes hold elements 0..15 in low nibbles, 16..31 in high nibbles.
         q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1).reshape(n, k)
         return cls(torch.from_numpy(q.astype(np.uint8)), d, zero)
+
+    @classmethod
+    def _from_q4_k(cls, raw: np.ndarray, n: int, k: int) -> Int4Weight:
+        # Super-block (144 bytes): d f16, dmin f16, 12 bytes of packed 6-bit scales and mins,
+        # 128 bytes of nibbles: byte i of chunk c (32 bytes) holds element i of group 2c in
+        # its low nibble and of group 2c+1 in its high nibble.
+        blocks = np.ascontiguousarray(raw).reshape(n, k // 256, 144)
+        d = blocks[..., 0:2].copy().view(np.float16).astype(np.float32)  # (n, S, 1)
+        dmin = blocks[..., 2:4].copy().view(np.float16).astype(np.float32)
+        packed = blocks[..., 4:16].reshape(n, k // 256, 3, 4)
+        lo, mid, hi = packed[..., 0, :], packed[..., 1, :], packed[..., 2, :]
+        sc = np.concatenate((lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)), axis=-1)  # (n, S, 8)
+        mins = np.concatenate((mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)), axis=-1)
+        nibbles = blocks[..., 16:].reshape(n, k // 256, 4, 1, 32)
+        q = (nibbles >> np.array([0, 4], dtype=np.uint8).reshape(2, 1)) & 0x0F  # (n, S, 4, 2, 32)
+        scale = torch.from_numpy((d * sc).reshape(n, k // GROUP))
+        offset = torch.from_numpy((dmin * mins).reshape(n, k // GROUP))
+        return cls(torch.from_numpy(q.reshape(n, k).astype(np.uint8)), scale, 8 * scale - offset)
 
     @classmethod
     def from_float(cls, w: torch.Tensor) -> Int4Weight:
@@ -82,6 +102,24 @@ class Int8Weight:
         return tuple(self.q.shape)
 
     @classmethod
+    def _from_q4_k(cls, raw: np.ndarray, n: int, k: int) -> Int4Weight:
+        # Super-block (144 bytes): d f16, dmin f16, 12 bytes of packed 6-bit scales and mins,
+        # 128 bytes of nibbles: byte i of chunk c (32 bytes) holds element i of group 2c in
+        # its low nibble and of group 2c+1 in its high nibble.
+        blocks = np.ascontiguousarray(raw).reshape(n, k // 256, 144)
+        d = blocks[..., 0:2].copy().view(np.float16).astype(np.float32)  # (n, S, 1)
+        dmin = blocks[..., 2:4].copy().view(np.float16).astype(np.float32)
+        packed = blocks[..., 4:16].reshape(n, k // 256, 3, 4)
+        lo, mid, hi = packed[..., 0, :], packed[..., 1, :], packed[..., 2, :]
+        sc = np.concatenate((lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)), axis=-1)  # (n, S, 8)
+        mins = np.concatenate((mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)), axis=-1)
+        nibbles = blocks[..., 16:].reshape(n, k // 256, 4, 1, 32)
+        q = (nibbles >> np.array([0, 4], dtype=np.uint8).reshape(2, 1)) & 0x0F  # (n, S, 4, 2, 32)
+        scale = torch.from_numpy((d * sc).reshape(n, k // GROUP))
+        offset = torch.from_numpy((dmin * mins).reshape(n, k // GROUP))
+        return cls(torch.from_numpy(q.reshape(n, k).astype(np.uint8)), scale, 8 * scale - offset)
+
+    @classmethod
     def from_float(cls, w: torch.Tensor) -> Int8Weight:
         w = w.float()
         scale = (w.abs().amax(-1) / 127).clamp(min=1e-12)
@@ -92,4 +130,5 @@ class Int8Weight:
 
 
 def can_repack_int4(kind: str) -> bool:
-    return kind in ("Q4_0", "Q4_1")
+    """Whether a GGML type's blocks map onto Int4Weight without re-quantizing."""
+    return kind in ("Q4_0", "Q4_1", "Q4_K")

@@ -6,7 +6,9 @@ Jinja environment (see `chat_jinja`), the same variables
 kwargs), and the same message clean-up (keys whose value is None dropped, reasoning aliases).
 
 A model without a template gets `CHATML_TEMPLATE`, plain ChatML without a system prompt (the
-template transformers used as its default). A template that does not render `tools` gets the
+template transformers used as its default); a GGUF whose vocabulary has Gemma's turn markers
+(and no ChatML ones) gets `GEMMA_TEMPLATE` instead, Gemma's own turn format (Gemma 3 270M's
+GGUF carries no template). A template that does not render `tools` gets the
 Hermes-style fallback of `chat_tools` (tools in the system prompt, `<tool_call>` blocks).
 """
 
@@ -28,6 +30,21 @@ CHATML_TEMPLATE = (
     "{% else %}{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
     "{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# Gemma's format: a system message is prepended to the first user turn; assistant -> "model".
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages and messages[0]['role'] == 'system' %}"
+    "{% set prefix = messages[0]['content'] + '\n\n' %}{% set turns = messages[1:] %}"
+    "{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
+    "{% if loop.first %}{{ prefix }}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] | trim }}"
+    "{% else %}{% for part in message['content'] %}{% if part['type'] == 'text' %}"
+    "{{ part['text'] | trim }}{% endif %}{% endfor %}{% endif %}"
+    "{{ '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
 _SENTINEL = "TinesSentinel{}"
@@ -67,7 +84,10 @@ class ChatTemplate:
                 strings[name] = tokens[i]
             elif i is not None and tokenizer is not None:
                 strings[name] = tokenizer.id_to_token(i)
-        return cls(metadata.get("tokenizer.chat_template"), strings.pop("bos_token", ""),
+        source = metadata.get("tokenizer.chat_template")
+        if not source and tokens is not None and _has_gemma_turns(tokens):
+            source = GEMMA_TEMPLATE
+        return cls(source, strings.pop("bos_token", ""),
                    strings.pop("eos_token", ""), strings,
                    tool_source=metadata.get("tokenizer.chat_template.tool_use"))
 
@@ -236,3 +256,9 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def _has_gemma_turns(tokens: list[str]) -> bool:
+    # Only the first few hundred ids hold the special tokens in Gemma's vocabulary.
+    head = set(tokens[:1024])
+    return "<start_of_turn>" in head and "<end_of_turn>" in head and "<|im_start|>" not in head
