@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "generate":
             return _generate(args)
+        from .server.args import check_serve_args
+
+        check_serve_args(args)  # an empty --api-key or a bad limit stops here, before any load
+        if args.replicas:
+            from .replicas.app import serve_replicas
+
+            return serve_replicas(args)
         from .server.app import serve
 
         return serve(args)

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-CONSTRAINTS = ("regex", "json_schema", "choices", "structural_tag")
+CONSTRAINTS = ("regex", "json_schema", "choices", "structural_tag", "grammar", "ebnf")
 INT64_LIMIT = 1 << 63  # integers reach tensors and hashes as int64
 MAX_TEMPERATURE = 1e4  # beyond it sampling is uniform anyway
 # Past these bounds a penalty turns every seen logit into +-inf or 0.
@@ -22,7 +22,8 @@ MAX_SCHEMA_DEPTH = 64  # nesting of a JSON schema (deeper ones overflow the recu
 class SamplingParams:
     """How to decode one request.
 
-    At most one constraint (`regex`, `json_schema`, `choices`, `structural_tag`) may be set.
+    At most one constraint (`regex`, `json_schema`, `choices`, `structural_tag`, `grammar`,
+    `ebnf`) may be set.
     `json_schema` is a dict or a JSON string (the frontend turns a pydantic class into its
     schema dict). `structural_tag` holds tagged JSON segments inside free text, the shape of
     tool calls:
@@ -64,6 +65,17 @@ class SamplingParams:
     # Whitespace allowed between JSON tokens: None is compact JSON; otherwise a regex such as
     # r"[ \n]{0,2}" that the grammar places where JSON allows whitespace.
     json_whitespace: str | None = None
+    # A context-free grammar: `grammar` is Lark text (GBNF when it defines rules with "::=",
+    # as llama.cpp's server takes it), `ebnf` is GBNF text (SGLang's name).
+    grammar: str | None = None
+    ebnf: str | None = None
+    # Back the prompt up over its last token(s) and let the first generated tokens re-spell
+    # them (see engine/healing.py); the output never repeats the removed text.
+    token_healing: bool = False
+    # Budget-aware closing: near max_new_tokens a constrained sequence is held to the
+    # shortest way to complete its grammar, so an output cut by the budget still parses
+    # (finish_reason stays "length"). False lets the budget cut it anywhere.
+    close_on_budget: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -93,7 +105,8 @@ class SamplingParams:
             _check_int(self.seed, "seed", -INT64_LIMIT)
         _check_int(self.n, "n", 1)
         _check_int(self.top_logprobs, "top_logprobs", 0, 20)
-        for name in ("ignore_eos", "logprobs", "prompt_logprobs", "skip_special_tokens"):
+        for name in ("ignore_eos", "logprobs", "prompt_logprobs", "skip_special_tokens",
+                     "token_healing", "close_on_budget"):
             _check(isinstance(getattr(self, name), bool), name,
                    f"must be a boolean, got {getattr(self, name)!r}")
         _check(all(isinstance(s, str) and s for s in self.stop), "stop",
@@ -113,6 +126,12 @@ class SamplingParams:
             _check_structural_tag(self.structural_tag)
         if self.json_whitespace is not None:
             _check(isinstance(self.json_whitespace, str), "json_whitespace", "must be a string")
+        for name in ("grammar", "ebnf"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(isinstance(value, str) and value.strip() != "", name,
+                       "must be a non-empty grammar text")
+                _check_grammar_text(name, value)
         if self.json_schema is not None:
             _check(isinstance(self.json_schema, (dict, str, bool)), "json_schema",
                    "must be an object, a boolean or a JSON string")
@@ -124,7 +143,8 @@ class SamplingParams:
                     raise ValueError(f"json_schema: not valid JSON ({e})") from None
             _check(_depth(schema) <= MAX_SCHEMA_DEPTH, "json_schema",
                    f"nested more than {MAX_SCHEMA_DEPTH} levels deep")
-        for name in ("stop", "regex", "json_schema", "choices", "structural_tag", "json_whitespace"):
+        for name in ("stop", "regex", "json_schema", "choices", "structural_tag", "json_whitespace",
+                     "grammar", "ebnf"):
             _check(not _has_lone_surrogate(getattr(self, name)), name,
                    "contains a lone surrogate (not encodable as UTF-8)")
 
@@ -204,6 +224,21 @@ def _has_lone_surrogate(value: Any) -> bool:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return False
+
+
+def _check_grammar_text(name: str, text: str) -> None:
+    """Parse the grammar and check its rule names (no vocabulary needed), so a bad rule is a
+    ValueError naming it wherever the parameters are built. Loaded on use: `import tines`
+    stays free of the grammar engine."""
+    from ..grammar.cfg import CfgError, parse_grammar
+    from ..grammar.cfg.analysis import check_names
+    from ..grammar.compiler import CFG_SYNTAX, GrammarSpec
+
+    try:
+        kind = "ebnf" if name == "ebnf" else GrammarSpec.cfg(text, "auto").kind
+        check_names(parse_grammar(text, CFG_SYNTAX[kind]))
+    except (CfgError, RecursionError) as e:
+        raise ValueError(f"{name}: {e}") from None
 
 
 def _check_structural_tag(tag: Any) -> None:

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from .errors import APIError
+from .guard import GuardedRoute
 from .metrics import CONTENT_TYPE
 from .state import require_api_key, state_of
 
 public = APIRouter()
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 
 
 @public.get("/health")

@@ -22,7 +22,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from . import admin, native, native_prefill, openai_chat, openai_completions
+from .args import check_serve_args, engine_options
 from .errors import install_error_handlers
+from .limits import Limits
+from .openapi_doc import install_openapi
 from .state import ServerState
 
 if TYPE_CHECKING:
@@ -32,8 +35,10 @@ log = logging.getLogger("tines.server")
 
 
 def create_app(engine: Engine, *, model_name: str | None = None, api_key: str | None = None,
-               shutdown_engine: bool = False) -> FastAPI:
-    """An app serving `engine`. The engine outlives the app unless `shutdown_engine`."""
+               limits: Limits | None = None, shutdown_engine: bool = False) -> FastAPI:
+    """An app serving `engine`. The engine outlives the app unless `shutdown_engine`. With
+    `api_key` every route but /health and /openapi.json needs it; ValueError for an empty
+    key."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,11 +47,12 @@ def create_app(engine: Engine, *, model_name: str | None = None, api_key: str | 
             engine.shutdown()
 
     app = FastAPI(title="tines", lifespan=lifespan, docs_url=None, redoc_url=None)
-    state = app.state.tines = ServerState.build(engine, model_name, api_key)
+    state = app.state.tines = ServerState.build(engine, model_name, api_key, limits)
     install_error_handlers(app, lambda status: state.metrics.errors.labels(str(status)).inc())
     for module in (admin, native, native_prefill, openai_completions, openai_chat):
         app.include_router(module.router)
     app.include_router(admin.public)
+    install_openapi(app)
     return app
 
 
@@ -91,13 +97,14 @@ def serve(args: argparse.Namespace) -> int:
     from ..engine.engine import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = check_serve_args(args)  # bad flags fail before the model loads
+    if args.api_key is None:
+        log.warning("no --api-key: every route, /flush_cache and /abort included, is open to "
+                    "anyone who can reach %s:%d", args.host, args.port)
     t0 = time.perf_counter()
-    engine = Engine(args.model, weights=args.weights, compile=args.compile, kv_tokens=args.kv_tokens,
-                    max_running=args.max_running, schedule_policy=args.schedule_policy,
-                    disable_radix_cache=args.disable_radix_cache,
-                    chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue)
+    engine = Engine(**engine_options(args))
     app = create_app(engine, model_name=args.served_model_name,
-                     api_key=args.api_key, shutdown_engine=True)
+                     api_key=args.api_key, limits=limits, shutdown_engine=True)
     st: ServerState = app.state.tines
     log.info("loaded %s in %.1fs: context %d tokens, KV pool %d tokens; serving %r on http://%s:%d",
              engine.model_path, time.perf_counter() - t0, engine.max_model_len, engine.pool.num_slots,
@@ -107,10 +114,24 @@ def serve(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=args.shutdown_timeout + 10,
                             timeout_keep_alive=5, lifespan="on")
     server = _Server(config, args.shutdown_timeout, st.dispatcher.abort_all)
+    threading.Thread(target=_exit_when_engine_dies, args=(engine, server), daemon=True,
+                     name="tines-engine-watch").start()
     try:
         server.run()
     except SystemExit as e:  # uvicorn exits 1 when it cannot bind
         engine.shutdown()
         return int(e.code or 1)
     engine.shutdown()
+    if engine.fatal_error is not None:
+        log.error("stopped: %s", engine.fatal_error)
+        return 1
     return 0 if server.started else 1
+
+
+def _exit_when_engine_dies(engine: Engine, server: uvicorn.Server) -> None:
+    """A fatal engine error (a tensor-parallel rank died) takes the server down."""
+    while not server.should_exit:
+        if engine.fatal_error is not None:
+            server.should_exit = True
+            return
+        time.sleep(0.5)

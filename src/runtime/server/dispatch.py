@@ -1,8 +1,9 @@
 """The one path from an HTTP request to the engine and back.
 
-`Dispatcher.encode` checks a prompt (413 when it cannot fit the context); `start` submits it
-(raising `APIError` 400 / 413 / 503 before any response byte is sent, so streams can still
-fail with a proper status); `Job.events()` yields the engine's deltas and, however it ends
+`Dispatcher.encode` checks a prompt (413 when it cannot fit the context; routes call it on a
+worker thread); `start_all` claims the request's id and submits its prompts off the event loop
+(raising `APIError` 400 / 409 / 413 / 503 before any response byte is sent, so streams can
+still fail with a proper status); `Job.events()` yields the engine's deltas and, however it ends
 (finished, client gone, server stopping), aborts the request if it still runs, observes its
 timings and writes the one log line per request. Every request is streamed from the engine,
 even when the client asked for one JSON body, so time-to-first-token is known for all.
@@ -23,6 +24,7 @@ from ..engine.engine import QueueFullError
 from ..outputs import RequestOutput, StreamDelta
 from ..sampling_params import SamplingParams
 from .errors import APIError, bad_value
+from .limits import derived_id
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -56,6 +58,9 @@ class Job:
         except ValueError as e:  # a constraint that failed to compile after submit returned
             self._failed = True
             raise bad_value(e) from None
+        except RecursionError:  # a constraint nested too deeply for the compiler
+            self._failed = True
+            raise APIError(400, "the output constraint nests too deeply to compile") from None
         except BaseException:
             self._failed = self.handle._done
             raise
@@ -94,12 +99,16 @@ class Dispatcher:
         """Token ids of a prompt; 400 for ids outside the vocabulary or an empty prompt, 413
         for a prompt that leaves no room in the context."""
         try:
-            if isinstance(prompt, str) and not add_special_tokens:
-                ids = self.engine.tokenizer.encode(prompt, add_special_tokens=False)
+            if isinstance(prompt, str):
+                # the batch call releases the GIL (plain `encode` holds it throughout), so the
+                # event loop keeps running while a long text is tokenized on a worker thread
+                ids = self.engine.tokenizer.encode_batch([prompt], add_special_tokens)[0]
             else:
                 ids = self.engine.encode_prompt(prompt)
-        except ValueError as e:
-            raise APIError(400, f"{param}: {e}", param) from None
+        except (ValueError, TypeError) as e:
+            head, sep, rest = str(e).partition(": ")  # the engine's own field name, replaced
+            message = rest if sep and head in ("input_ids", "prompt", "text") else str(e)
+            raise APIError(400, f"{param}: {message}", param) from None
         if not ids:
             raise APIError(400, f"{param}: empty (at least one token is needed)", param)
         limit = self.engine.max_model_len
@@ -116,41 +125,66 @@ class Dispatcher:
         n = room if requested is None else min(requested, room)
         return replace(params, max_new_tokens=n, min_new_tokens=min(params.min_new_tokens, n))
 
-    def start(self, ids: list[int], params: SamplingParams, *, group: str, endpoint: str,
-              request_id: str | None = None, rename: dict[str, str] | None = None,
-              constraint_param: str | None = None, arrival: float | None = None) -> Job:
-        """Submit one request. Raises APIError: 503 (+ Retry-After) when the queue is full,
-        400 for bad parameters or constraints (naming `constraint_param` when the message
-        does not name a field), 413 for a prompt too long."""
-        loop = asyncio.get_running_loop()
-        try:
-            handle = self.engine.submit(ids, params, request_id=request_id or group, stream=True,
-                                        loop=loop)
-        except QueueFullError as e:
-            raise APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"}) from None
-        except ValueError as e:
-            if "does not fit the context" in str(e):
-                raise APIError(413, str(e), "prompt", "context_length_exceeded") from None
-            raise bad_value(e, rename, constraint_param) from None
-        self.groups.setdefault(group, []).append(handle.request_id)
-        return Job(self, handle, group, endpoint, len(ids), arrival or time.perf_counter())
+    def reserve(self, group: str, param: str | None = None) -> None:
+        """Claim a client-visible id for a request about to be submitted; 409 while a request
+        with that id is live. Runs on the event loop, so two requests cannot both claim it."""
+        if group in self.groups:
+            raise APIError(409, f"{param or 'id'}: a request with this id is already running",
+                           param, "duplicate_request_id")
+        self.groups[group] = []
 
-    def start_all(self, prompts: list[list[int]], params: list[SamplingParams], *, group: str,
-                  endpoint: str, **kw) -> list[Job]:
-        """Submit several requests as one group (ids `group-0`, `group-1`, ...); when one
-        fails to submit, the ones already submitted are aborted."""
-        if len(prompts) == 1:
-            return [self.start(prompts[0], params[0], group=group, endpoint=endpoint, **kw)]
-        jobs: list[Job] = []
+    def release(self, group: str) -> None:
+        """Give back a claimed id that got no running request."""
+        if not self.groups.get(group, True):
+            del self.groups[group]
+
+    async def start_all(self, prompts: list[list[int]], params: list[SamplingParams], *,
+                        group: str, endpoint: str, rename: dict[str, str] | None = None,
+                        constraint_param: str | None = None, arrival: float | None = None,
+                        id_param: str | None = None) -> list[Job]:
+        """Submit several requests as one group: one prompt runs under the id `group`, several
+        as `group~0`, `group~1`, ... (ids no client may choose). The submit (grammar
+        compilation included) runs on a worker thread, so the event loop keeps serving.
+        When one fails to submit, those already submitted are aborted. Raises APIError: 409
+        for a live `group`, 503 (+ Retry-After) when the queue is full, 400 for bad
+        parameters or constraints (naming `constraint_param` when the message names no
+        field), 413 for a prompt too long."""
+        self.reserve(group, id_param)
+        loop = asyncio.get_running_loop()
+        rids = [group] if len(prompts) == 1 else [derived_id(group, i) for i in range(len(prompts))]
+        work = loop.run_in_executor(None, self._submit, prompts, params, rids, loop, rename,
+                                    constraint_param)
         try:
-            for i, (ids, p) in enumerate(zip(prompts, params)):
-                jobs.append(self.start(ids, p, group=group, endpoint=endpoint,
-                                       request_id=f"{group}-{i}", **kw))
-        except APIError:
-            for job in jobs:
-                job.close()
+            handles = await asyncio.shield(work)
+        except asyncio.CancelledError:  # the client left: abort what the thread still submits
+            work.add_done_callback(self._abort_submitted)
+            self.release(group)
             raise
-        return jobs
+        except BaseException:
+            self.release(group)
+            raise
+        self.groups[group].extend(h.request_id for h in handles)
+        t0 = arrival or time.perf_counter()
+        return [Job(self, h, group, endpoint, len(ids), t0) for h, ids in zip(handles, prompts)]
+
+    def _submit(self, prompts: list[list[int]], params: list[SamplingParams], rids: list[str],
+                loop: asyncio.AbstractEventLoop, rename: dict[str, str] | None,
+                constraint_param: str | None) -> list[RequestHandle]:
+        """On a worker thread: submit every prompt, or none (aborting those already queued)."""
+        handles: list[RequestHandle] = []
+        try:
+            for ids, p, rid in zip(prompts, params, rids):
+                handles.append(self.engine.submit(ids, p, request_id=rid, stream=True, loop=loop))
+        except BaseException as e:
+            for h in handles:
+                self.engine.abort(h.request_id)
+            raise _submit_error(e, rename, constraint_param) from None
+        return handles
+
+    def _abort_submitted(self, work: asyncio.Future) -> None:
+        if not work.cancelled() and work.exception() is None:
+            for h in work.result():
+                self.engine.abort(h.request_id)
 
     def abort(self, request_id: str) -> bool:
         """Abort a running request by the id its client saw (or an engine request id)."""
@@ -187,6 +221,22 @@ class Dispatcher:
                  job.endpoint, job.num_prompt, out.num_cached_tokens if out else "-",
                  num_out if out else "-", f"{ttft:.3f}s" if ttft is not None else "-",
                  now - job.arrival, reason)
+
+
+def _submit_error(e: BaseException, rename: dict[str, str] | None,
+                  constraint_param: str | None) -> BaseException:
+    """Engine.submit's refusals as API errors: 503 (+ Retry-After) for a full queue, 413 for
+    a prompt too long, 400 for a bad value (a schema too deep to compile included)."""
+    if isinstance(e, QueueFullError):
+        return APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"})
+    if isinstance(e, RecursionError):
+        return APIError(400, f"{constraint_param or 'sampling_params'}: nests too deeply to "
+                        "compile", constraint_param)
+    if isinstance(e, ValueError):
+        if "does not fit the context" in str(e):
+            return APIError(413, str(e), "prompt", "context_length_exceeded")
+        return bad_value(e, rename, constraint_param)
+    return e
 
 
 async def until_disconnected(request: Request, work: Awaitable[T]) -> T | None:

@@ -88,6 +88,8 @@ def _validation_error(exc: RequestValidationError) -> APIError:
     if kind == "extra_forbidden":
         return APIError(400, f"unknown field {param!r}", param)
     if kind == "missing":
+        if param is None:
+            return APIError(400, "the request body is required (a JSON object)")
         return APIError(400, f"{param}: field required", param)
     if not loc:
         return APIError(400, f"the request body must be a JSON object: {first.get('msg')}")

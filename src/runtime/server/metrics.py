@@ -9,12 +9,14 @@ The KV figures say where every pool slot is: `kv_slots_used` = cached (radix tre
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -48,6 +50,10 @@ class EngineCollector(Collector):
             "kv_usage_ratio": ("Used share of the KV pool (0..1).",
                                s["kv_slots_used"] / max(1, s["kv_slots_total"])),
             "cache_hit_rate": ("Share of prompt tokens found in the radix cache.", s["cache_hit_rate"]),
+            "kv_pool_bytes": ("Memory the KV pool holds (K and V of every slot).",
+                              kv_pool_bytes(self.engine, s)),
+            "process_resident_memory_bytes": ("The server process's resident memory (RSS).",
+                                              rss_bytes(s)),
         }
         for name, (doc, value) in gauges.items():
             yield GaugeMetricFamily(f"tines:{name}", doc, value=value)
@@ -61,6 +67,33 @@ class EngineCollector(Collector):
         }
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(f"tines:{name}", doc, value=value)
+        if "ttft_buckets" in s:  # the engine's bounded histogram (cumulative buckets)
+            buckets = [(repr(float(le)), n) for le, n in s["ttft_buckets"]]
+            yield HistogramMetricFamily(
+                "tines:engine_time_to_first_token_seconds",
+                "From the engine accepting a request to its first sampled token (no HTTP, no "
+                "tokenization).", buckets=buckets + [("+Inf", s["ttft_count"])],
+                sum_value=s["ttft_sum_seconds"])
+
+
+def kv_pool_bytes(engine: Engine, stats: dict) -> int:
+    """The engine's own figure when `stats()` has it, else the pool tensors' size."""
+    if "kv_pool_bytes" in stats:
+        return int(stats["kv_pool_bytes"])
+    pool = engine.pool
+    return sum(int(getattr(t, "nbytes", 0)) for t in (getattr(pool, "k", None), getattr(pool, "v", None)))
+
+
+def rss_bytes(stats: dict) -> int:
+    """The engine's own figure when `stats()` has it, else read from /proc (0 off Linux)."""
+    for key in ("rss_bytes", "process_rss_bytes"):
+        if key in stats:
+            return int(stats[key])
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class ServerMetrics:
@@ -79,11 +112,6 @@ class ServerMetrics:
                               buckets=_TOKEN_BUCKETS, registry=r)
         self.e2e = Histogram("tines:e2e_request_latency_seconds", "From arrival to the last token.",
                              buckets=_LATENCY_BUCKETS, registry=r)
-        self.engine_ttft = Histogram("tines:engine_time_to_first_token_seconds",
-                                     "From the engine accepting a request to its first sampled "
-                                     "token (no HTTP, no tokenization).",
-                                     buckets=_LATENCY_BUCKETS, registry=r)
-        self._engine_ttfts = engine.core.counters.ttft  # appended by the engine thread
         self.finished = Counter("tines:requests", "Finished generation requests.",
                                 ["endpoint", "finish_reason"], registry=r)
         self.errors = Counter("tines:http_errors", "Error responses.", ["status"], registry=r)
@@ -98,14 +126,8 @@ class ServerMetrics:
             self.tpot.observe(decode_seconds / (num_output - 1))
 
     def drain_engine(self) -> None:
-        """Move the engine's recorded TTFTs into the histogram. Slicing then deleting the same
-        list keeps any value the engine thread appends meanwhile."""
-        values = self._engine_ttfts
-        n = len(values)
-        for v in values[:n]:
-            self.engine_ttft.observe(v)
-        del values[:n]
+        """Nothing to drain: the engine keeps its TTFTs in a bounded histogram that
+        `EngineCollector` reads from `Engine.stats()` at scrape time."""
 
     def render(self) -> bytes:
-        self.drain_engine()
         return prometheus_client.generate_latest(self.registry)

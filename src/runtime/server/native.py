@@ -12,6 +12,8 @@ the last event of each completion has its `finish_reason`, `output_ids` and full
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,18 +24,19 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..engine.handle import RequestError
 from ..outputs import Completion as EngineCompletion
 from ..outputs import RequestOutput
 from ..sampling_params import SamplingParams
 from .dispatch import Job, results, until_disconnected
-from .errors import APIError, bad_value, error_body
+from .errors import APIError, bad_value
+from .guard import GuardedRoute
+from .limits import check_client_id
 from .logprobs import native_logprobs
 from .protocol_out import new_id
-from .sse import DONE, event, merge, sse_response
+from .sse import DONE, error_event, event, merge, sse_response
 from .state import ServerState, require_api_key, state_of
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 log = logging.getLogger("tines.server")
 _PARAMS = TypeAdapter(SamplingParams)
 _FIELDS = frozenset(f.name for f in fields(SamplingParams))
@@ -43,11 +46,14 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | list[str] | None = None
     input_ids: list[int] | list[list[int]] | None = None
-    sampling_params: dict[str, Any] = Field(default_factory=dict)
+    # validated strictly by parse_sampling_params; documented with SamplingParams' fields
+    sampling_params: dict[str, Any] = Field(default_factory=dict, json_schema_extra={
+        "properties": _PARAMS.json_schema()["properties"], "additionalProperties": False})
     stream: bool = False
     return_logprob: bool = False
     top_logprobs_num: int = 0
-    rid: str | None = None
+    rid: str | None = Field(default=None, json_schema_extra={  # checked by check_client_id
+        "pattern": "^[A-Za-z0-9._:\\-]{1,256}$"})
 
 
 def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
@@ -65,8 +71,8 @@ def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
         data.setdefault("logprobs", True)
     if top_logprobs:
         data.setdefault("top_logprobs", top_logprobs)
-    try:
-        return _PARAMS.validate_python(data)
+    try:  # strict: "5" is not a number of tokens (JSON round trip: strict dataclass from a dict)
+        return _PARAMS.validate_json(json.dumps(data), strict=True)
     except ValidationError as e:
         first = e.errors()[0]
         if first["type"] == "value_error":
@@ -77,34 +83,48 @@ def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
         raise APIError(400, f"{field}: {first['msg']} (got {first.get('input')!r:.80})", field) from None
 
 
-def _prompts(st: ServerState, req: GenerateRequest) -> list[list[int]]:
+def _num_prompts(req: GenerateRequest) -> tuple[int, str]:
+    """(how many prompts, the field they are in); 400 unless exactly one field is given and
+    a list of prompts is not empty."""
     if (req.text is None) == (req.input_ids is None):
         raise APIError(400, "text: give exactly one of `text` and `input_ids`", "text")
+    field = "text" if req.text is not None else "input_ids"
+    value = req.text if req.text is not None else req.input_ids
+    if isinstance(value, list) and not value:
+        raise APIError(400, f"{field}: empty (give a prompt, or a non-empty list of prompts)", field)
+    if isinstance(value, str) or isinstance(value[0], int):
+        return 1, field
+    return len(value), field
+
+
+def _prompts(st: ServerState, req: GenerateRequest) -> list[list[int]]:
+    """Token ids of every prompt (tokenizing: call it off the event loop)."""
     if req.text is not None:
         texts = [req.text] if isinstance(req.text, str) else req.text
-        return [st.dispatcher.encode(t, "text") for t in texts]
+        return [st.dispatcher.encode(t, "text" if len(texts) == 1 else f"text[{i}]")
+                for i, t in enumerate(texts)]
     ids = req.input_ids
-    batch = [ids] if not ids or isinstance(ids[0], int) else ids
-    return [st.dispatcher.encode(list(x), "input_ids") for x in batch]
+    batch = [ids] if isinstance(ids[0], int) else ids
+    return [st.dispatcher.encode(list(x), "input_ids" if len(batch) == 1 else f"input_ids[{i}]")
+            for i, x in enumerate(batch)]
 
 
 @router.post("/generate")
 async def generate(body: GenerateRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
-    prompts = _prompts(st, body)
+    rid = check_client_id(body.rid) if body.rid is not None else new_id("gen")
     base = parse_sampling_params(body.sampling_params, body.return_logprob, body.top_logprobs_num)
-    asked = body.sampling_params.get("max_new_tokens")
-    params = [st.dispatcher.fit(base, asked if asked is not None else base.max_new_tokens, len(ids))
-              for ids in prompts]
-    rid = body.rid or new_id("gen")
-    if rid in st.dispatcher.groups:
-        raise APIError(400, f"rid: a request with id {rid!r} is already running", "rid")
+    st.limits.check_n(base.n, "sampling_params.n")
+    num_prompts, field = _num_prompts(body)
+    st.limits.check_batch(num_prompts, base.n, field)
+    prompts = await asyncio.to_thread(_prompts, st, body)
+    params = [st.dispatcher.fit(base, base.max_new_tokens, len(ids)) for ids in prompts]
     blame = base.constraint[0] if base.constraint else None
-    jobs = st.dispatcher.start_all(prompts, params, group=rid, endpoint="generate",
-                                   rename={k: f"sampling_params.{k}" for k in _FIELDS},
-                                   constraint_param=f"sampling_params.{blame}" if blame else None,
-                                   arrival=arrival)
+    jobs = await st.dispatcher.start_all(
+        prompts, params, group=rid, endpoint="generate", id_param="rid",
+        rename={k: f"sampling_params.{k}" for k in _FIELDS},
+        constraint_param=f"sampling_params.{blame}" if blame else None, arrival=arrival)
     single = len(prompts) == 1 and base.n == 1
     if body.stream:
         return sse_response(_stream(jobs, arrival), {"X-Request-Id": rid},
@@ -123,7 +143,7 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
 async def _results(jobs: list[Job]) -> list[RequestOutput]:
     try:
         return await results(jobs)
-    except RequestError as e:
+    except RuntimeError as e:  # the engine failed this request (RequestError) or stopped
         raise APIError(500, str(e)) from None
 
 
@@ -161,10 +181,8 @@ async def _stream(jobs: list[Job], arrival: float) -> AsyncIterator[str]:
     try:
         async for piece in merge([one(p, job) for p, job in enumerate(jobs)]):
             yield piece
-    except APIError as e:
-        yield event(e.body())
-    except RequestError as e:
-        yield event(error_body(500, str(e)))
+    except Exception as e:  # noqa: BLE001 (any failure ends the stream with an error event)
+        yield error_event(e)
     finally:
         for job in jobs:
             job.close()

@@ -10,6 +10,7 @@ it was cached already.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -22,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..engine.engine import QueueFullError
 from ..engine.scoring import unconditional_requests
 from .errors import APIError, bad_value
+from .guard import GuardedRoute
 from .state import require_api_key, state_of
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 log = logging.getLogger("tines.server")
 
 
@@ -65,6 +67,7 @@ def _engine_errors(param: str) -> Iterator[None]:
 async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = state_of(request)
+    st.limits.check_batch(len(body.choices), 1, "choices")
     prefix = body.prompt()
     with _engine_errors("choices"):
         scores = await st.engine.ascore(prefix, body.choices)
@@ -91,7 +94,7 @@ async def warm(body: WarmRequest, request: Request) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = state_of(request)
     field = "text" if body.text is not None else "input_ids"
-    ids = st.dispatcher.encode(body.prompt(), field)
+    ids = await asyncio.to_thread(st.dispatcher.encode, body.prompt(), field)
     with _engine_errors(field):
         cached = await st.engine.awarm(ids)
     log.info("warm in=%d cached=%d time=%.3fs", len(ids), cached, time.perf_counter() - t0)

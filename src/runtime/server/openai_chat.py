@@ -8,29 +8,31 @@ arguments; per choice a last chunk with `finish_reason` (and the choice's logpro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..engine.handle import RequestError
 from ..outputs import Completion as EngineCompletion
 from ..outputs import RequestOutput
 from .dispatch import Job, until_disconnected
-from .errors import APIError, error_body
+from .errors import APIError
+from .guard import GuardedRoute
 from .logprobs import chat_logprobs
 from .protocol import ChatCompletionRequest
 from .protocol_out import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
                            ChatCompletionChunk, ChatDelta, ChoiceLogprobs, FunctionCallOut,
                            ToolCallDelta, ToolCallOut, Usage, new_id)
 from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
-from .sse import DONE, event, sse_response
+from .sse import DONE, error_event, event, sse_response
 from .state import ServerState, require_api_key, state_of
+from .custom_tools import CustomCallPlan, custom_call, first_delta, input_delta, plan_custom
 from .tool_calls import ToolPlan, messages_for_template, plan_tools
 from .tool_parser import ToolCallParser, split_tool_calls
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 
 
 @router.post("/v1/chat/completions")
@@ -38,10 +40,16 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     arrival = time.perf_counter()
     st = state_of(request)
     st.check_model(body.model)
-    plan = plan_tools(body.tools, body.tool_choice, st.engine.chat_template.effective_tool_call_markers)
-    ids = st.dispatcher.encode(*_prompt(st, body, plan))
+    st.limits.check_n(body.n)
+    custom = plan_custom(body.tools, body.tool_choice)
+    plan = custom.tool_plan if custom else \
+        plan_tools(body.tools, body.tool_choice, st.engine.chat_template.effective_tool_call_markers)
+    custom = custom if custom and custom.name else None  # a custom tool is to be called
+    ids = await asyncio.to_thread(lambda: st.dispatcher.encode(*_prompt(st, body, plan)))
     max_tokens, field = requested_max_tokens(body)
-    params = st.dispatcher.fit(build_params(body, max_tokens, plan.structural_tag), max_tokens, len(ids))
+    params = st.dispatcher.fit(build_params(body, max_tokens, plan.structural_tag,
+                                            custom.constraint if custom else None),
+                               max_tokens, len(ids))
     if plan.parse and _marker_is_special(st, plan.markers[0]):
         params.skip_special_tokens = False  # the markers must stay in the text to be parsed
     if plan.parse and not body.parallel_tool_calls:
@@ -49,19 +57,20 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         # call whose closing marker was cut as a stop string)
         params.stop = [*params.stop, plan.markers[1]]
     rid = new_id("chatcmpl")
-    job = st.dispatcher.start(ids, params, group=rid, endpoint="chat",
-                              rename={**RENAME, "max_new_tokens": field},
-                              constraint_param=constraint_param(params), arrival=arrival)
+    [job] = await st.dispatcher.start_all([ids], [params], group=rid, endpoint="chat",
+                                          rename={**RENAME, "max_new_tokens": field},
+                                          constraint_param="tools" if custom else constraint_param(params),
+                                          arrival=arrival)
     headers = {"X-Request-Id": rid}
     if body.stream:
-        return sse_response(_stream(job, rid, st.model_name, body, plan), headers, job.close)
+        return sse_response(_stream(job, rid, st.model_name, body, plan, custom), headers, job.close)
     try:
         out = await until_disconnected(request, _result(job))
     finally:
         job.close()  # a no-op once finished; aborts when the client left before it began
     if out is None:
         return Response(status_code=499)
-    choices = [_choice(c, body, plan) for c in out.outputs]
+    choices = [_choice(c, body, plan, custom) for c in out.outputs]
     usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
     resp = ChatCompletion(id=rid, model=st.model_name, choices=choices, usage=usage)
     return JSONResponse(resp.model_dump(), headers=headers)
@@ -96,7 +105,7 @@ def _marker_is_special(st: ServerState, marker: str) -> bool:
 async def _result(job: Job) -> RequestOutput:
     try:
         return await job.result()
-    except RequestError as e:
+    except RuntimeError as e:  # the engine failed this request (RequestError) or stopped
         raise APIError(500, str(e)) from None
 
 
@@ -104,9 +113,12 @@ def _finish_reason(c: EngineCompletion, num_calls: int) -> str:
     return "tool_calls" if num_calls and c.finish_reason == "stop" else c.finish_reason
 
 
-def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan) -> ChatChoice:
+def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan,
+            custom: CustomCallPlan | None = None) -> ChatChoice:
     content, calls = c.text, []
-    if plan.parse:
+    if custom:
+        content, calls = None, [custom_call(custom, c.text)]
+    elif plan.parse:
         content, calls = split_tool_calls(c.text, plan.markers, plan.names,
                                           None if body.parallel_tool_calls else 1)
     msg = AssistantMessage(content=content, tool_calls=calls or None)
@@ -115,7 +127,7 @@ def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan) ->
 
 
 async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
-                  plan: ToolPlan) -> AsyncIterator[str]:
+                  plan: ToolPlan, custom: CustomCallPlan | None = None) -> AsyncIterator[str]:
     created = int(time.time())
 
     def chunk(index: int, delta: ChatDelta, finish: str | None = None,
@@ -125,6 +137,9 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
 
     def pieces(index: int, events: list[str | ToolCallOut]) -> list[str]:
         out = []
+        if custom:  # the whole completion is the call's input
+            num_calls[index] = 1
+            return [chunk(index, ChatDelta(tool_calls=[input_delta(ev)])) for ev in events]
         for ev in events:
             if isinstance(ev, str):
                 out.append(chunk(index, ChatDelta(content=ev)))
@@ -142,7 +157,10 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
     num_calls = [0] * body.n
     try:
         for i in range(body.n):
-            yield chunk(i, ChatDelta(role="assistant", content=""))
+            yield chunk(i, ChatDelta(role="assistant", content=None if custom else ""))
+            if custom:
+                yield chunk(i, ChatDelta(tool_calls=[first_delta(custom)]))
+                num_calls[i] = 1
         async for d in job.events():
             if d.index >= 0 and d.text:
                 for piece in pieces(d.index, parsers[d.index].feed(d.text) if parsers else [d.text]):
@@ -157,10 +175,8 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
         if body.stream_options and body.stream_options.include_usage:
             usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
             yield event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=usage))
-    except APIError as e:
-        yield event(e.body())
-    except RequestError as e:
-        yield event(error_body(500, str(e)))
+    except Exception as e:  # noqa: BLE001 (any failure ends the stream with an error event)
+        yield error_event(e)
     finally:
         job.close()
     yield DONE

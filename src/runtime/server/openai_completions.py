@@ -7,6 +7,7 @@ Prompts are submitted together, so they batch (and share cached prefixes) in the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -14,18 +15,18 @@ from dataclasses import replace
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..engine.handle import RequestError
 from ..outputs import RequestOutput, TokenLogprob
 from .dispatch import Job, results, until_disconnected
-from .errors import APIError, error_body
+from .errors import APIError
+from .guard import GuardedRoute
 from .logprobs import completion_logprobs
 from .protocol import CompletionRequest
 from .protocol_out import Completion, CompletionChoice, ModelCard, ModelList, Usage, new_id
 from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
-from .sse import DONE, event, merge, sse_response
+from .sse import DONE, error_event, event, merge, sse_response
 from .state import ServerState, require_api_key, state_of
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 
 
 @router.get("/v1/models")
@@ -48,14 +49,18 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
     st.check_model(body.model)
-    prompts = _prompts(st, body)
+    st.limits.check_n(body.n)
+    if body.best_of is not None:
+        st.limits.check_n(body.best_of, "best_of")
+    st.limits.check_batch(_num_prompts(body), body.n, "prompt")
+    prompts = await asyncio.to_thread(_prompts, st, body)
     max_tokens, _ = requested_max_tokens(body)
     base = build_params(body, max_tokens)
     if body.echo and body.logprobs is not None:  # the echoed prompt comes with its logprobs
         base = replace(base, prompt_logprobs=True)
     params = [st.dispatcher.fit(base, max_tokens, len(ids)) for ids in prompts]
     rid = new_id("cmpl")
-    jobs = st.dispatcher.start_all(prompts, params, group=rid, endpoint="completions",
+    jobs = await st.dispatcher.start_all(prompts, params, group=rid, endpoint="completions",
                                    rename=RENAME, constraint_param=constraint_param(base),
                                    arrival=arrival)
     texts = [_echo_text(st, body, ids) for ids in prompts]
@@ -83,7 +88,13 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     return JSONResponse(resp.model_dump(exclude_none=False), headers=headers)
 
 
+def _num_prompts(body: CompletionRequest) -> int:
+    p = body.prompt
+    return 1 if isinstance(p, str) or (p and isinstance(p[0], int)) else len(p)
+
+
 def _prompts(st: ServerState, body: CompletionRequest) -> list[list[int]]:
+    """Token ids of every prompt (tokenizing: call it off the event loop)."""
     p = body.prompt
     if isinstance(p, str) or (p and isinstance(p[0], int)):
         return [st.dispatcher.encode(p, "prompt")]
@@ -109,7 +120,7 @@ def _echoed_rows(st: ServerState, body: CompletionRequest, out: RequestOutput
 async def _results(jobs: list[Job]) -> list[RequestOutput]:
     try:
         return await results(jobs)
-    except RequestError as e:
+    except RuntimeError as e:  # the engine failed this request (RequestError) or stopped
         raise APIError(500, str(e)) from None
 
 
@@ -142,10 +153,8 @@ async def _stream(jobs: list[Job], echoes: list[str], rid: str, st: ServerState,
                              sum(o.num_completion_tokens for o in outs),
                              sum(o.num_cached_tokens for o in outs))
             yield event(Completion(id=rid, created=created, model=model, choices=[], usage=usage))
-    except APIError as e:
-        yield event(e.body())
-    except RequestError as e:
-        yield event(error_body(500, str(e)))
+    except Exception as e:  # noqa: BLE001 (any failure ends the stream with an error event)
+        yield error_event(e)
     finally:
         for job in jobs:
             job.close()

@@ -3,7 +3,8 @@
 Unknown fields are refused (400 naming the field), as OpenAI does, so a misspelt parameter
 never silently does nothing. Beside OpenAI's fields a few extensions that vLLM and SGLang
 clients send are accepted (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`, `ignore_eos`,
-`stop_token_ids`, `skip_special_tokens`, `regex`, `choices`, and for chat
+`stop_token_ids`, `skip_special_tokens`, `regex`, `choices`, `structured_outputs`,
+`token_healing`, `close_on_budget`, and for chat
 `add_generation_prompt` / `continue_final_message`). Values are range-checked later by
 `SamplingParams`, so the limits live in one place.
 """
@@ -41,7 +42,38 @@ class NamedToolChoice(_Strict):
     function: FunctionName
 
 
-ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+class CustomGrammar(_Strict):
+    syntax: Literal["lark", "regex"]
+    definition: str = Field(min_length=1)
+
+
+class CustomToolFormat(_Strict):
+    """OpenAI's custom-tool input format: free text, or text held to a grammar."""
+
+    type: Literal["text", "grammar"] = "text"
+    grammar: CustomGrammar | None = None
+
+
+class CustomToolDefinition(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")
+    description: str | None = None
+    format: CustomToolFormat = Field(default_factory=CustomToolFormat)
+
+
+class CustomTool(_Strict):
+    """A tool whose input is plain text (OpenAI `type: "custom"`), answered as a tool call
+    of type `custom` with the text in `custom.input` (see `custom_tools.py`)."""
+
+    type: Literal["custom"]
+    custom: CustomToolDefinition
+
+
+class NamedCustomToolChoice(_Strict):
+    type: Literal["custom"]
+    custom: FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice | NamedCustomToolChoice
 
 
 class ToolCallFunction(BaseModel):
@@ -89,6 +121,15 @@ class ResponseFormat(_Strict):
     json_schema: JSONSchemaFormat | None = None
 
 
+class StructuredOutputs(_Strict):
+    """vLLM's `structured_outputs` extra body: one of these constraints."""
+
+    grammar: str | None = None  # Lark, or GBNF when it defines rules with "::="
+    regex: str | None = None
+    choice: list[str] | None = None
+    json_: dict[str, Any] | str | None = Field(default=None, alias="json")
+
+
 class StreamOptions(_Strict):
     include_usage: bool | None = False
     continuous_usage_stats: bool | None = False
@@ -122,6 +163,10 @@ class _SamplingRequest(_Strict):
     skip_special_tokens: bool = True
     regex: str | None = None
     choices: list[str] | None = None
+    structured_outputs: StructuredOutputs | None = None
+    token_healing: bool = False
+    # tines: hold a constrained output to a closing path near max_tokens (valid when cut)
+    close_on_budget: bool = True
 
 
 class ChatCompletionRequest(_SamplingRequest):
@@ -129,7 +174,7 @@ class ChatCompletionRequest(_SamplingRequest):
     max_completion_tokens: int | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
-    tools: list[Tool] | None = None
+    tools: list[Tool | CustomTool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
     # accepted and ignored: they change nothing a local model does

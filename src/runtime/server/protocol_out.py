@@ -88,12 +88,25 @@ class ToolCallOut(BaseModel):
     function: FunctionCallOut
 
 
+class CustomCallOut(_OmitNone):
+    _omit_none = ("name", "input")
+    name: str | None = None
+    input: str | None = None
+
+
+class CustomToolCallOut(BaseModel):
+    id: str
+    type: Literal["custom"] = "custom"
+    custom: CustomCallOut
+
+
 class ToolCallDelta(_OmitNone):
-    _omit_none = ("id", "type", "function")
+    _omit_none = ("id", "type", "function", "custom")
     index: int
     id: str | None = None
-    type: Literal["function"] | None = None
+    type: Literal["function", "custom"] | None = None
     function: FunctionCallOut | None = None
+    custom: CustomCallOut | None = None
 
 
 class AssistantMessage(_OmitNone):
@@ -101,7 +114,7 @@ class AssistantMessage(_OmitNone):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
-    tool_calls: list[ToolCallOut] | None = None
+    tool_calls: list[ToolCallOut | CustomToolCallOut] | None = None
 
 
 class ChatChoice(BaseModel):

@@ -1,7 +1,8 @@
 """OpenAI request fields -> the one `SamplingParams`.
 
 The constraint comes from exactly one place: `response_format` (json_schema / json_object),
-the `regex` or `choices` extensions, or the tools' structural tag; asking for two is a 400.
+the `regex` or `choices` extensions, vLLM's `structured_outputs` (grammar / regex / choice /
+json), or the tools (a structural tag, or a custom tool's grammar); asking for two is a 400.
 `max_tokens` is validated here (a positive integer) and fitted to the prompt later
 (`Dispatcher.fit`), once the prompt's length is known.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from ..sampling_params import SamplingParams
 from .errors import APIError, bad_value
-from .protocol import ChatCompletionRequest, CompletionRequest, ResponseFormat
+from .protocol import ChatCompletionRequest, CompletionRequest, ResponseFormat, StructuredOutputs
 
 # SamplingParams field -> the OpenAI request field a client wrote.
 RENAME = {"max_new_tokens": "max_tokens", "min_new_tokens": "min_tokens",
@@ -47,10 +48,25 @@ def response_format_schema(fmt: ResponseFormat | None) -> dict[str, Any] | bool 
     return fmt.json_schema.schema_
 
 
+def structured_outputs_constraint(so: StructuredOutputs | None) -> tuple[str, Any] | None:
+    """vLLM's `structured_outputs` as (SamplingParams field, value); one key at most."""
+    if so is None:
+        return None
+    given = [(name, value) for name, value in (("grammar", so.grammar), ("regex", so.regex),
+                                               ("choices", so.choice), ("json_schema", so.json_))
+             if value is not None]
+    if len(given) > 1:
+        raise APIError(400, "structured_outputs: set one of grammar, regex, choice, json",
+                       "structured_outputs")
+    return given[0] if given else None
+
+
 def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int | None,
-                 structural_tag: dict[str, Any] | None = None) -> SamplingParams:
+                 structural_tag: dict[str, Any] | None = None,
+                 tool_constraint: tuple[str, Any] | None = None) -> SamplingParams:
     """SamplingParams for a request. When `max_tokens` is None, max_new_tokens is a
-    placeholder until `Dispatcher.fit` knows the room left after the prompt."""
+    placeholder until `Dispatcher.fit` knows the room left after the prompt.
+    `tool_constraint` is a custom tool's input constraint, ("grammar" | "regex", text)."""
     if req.logit_bias:
         raise APIError(400, "logit_bias: not supported by this server", "logit_bias")
     if isinstance(req, CompletionRequest):
@@ -67,7 +83,8 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
         "response_format": ("json_schema", response_format_schema(req.response_format)),
         "regex": ("regex", req.regex),
         "choices": ("choices", req.choices),
-        "tools": ("structural_tag", structural_tag),
+        "tools": ("structural_tag", structural_tag) if tool_constraint is None else tool_constraint,
+        "structured_outputs": structured_outputs_constraint(req.structured_outputs) or (None, None),
     }
     given = {k: v for k, v in constraints.items() if v[1] is not None}
     if len(given) > 1:
@@ -78,7 +95,8 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
         "max_new_tokens": max_tokens or max(1, req.min_tokens or 0), "n": req.n, "stop": req.stop or [], "seed": req.seed,
         "logprobs": logprobs, "top_logprobs": top, "ignore_eos": req.ignore_eos,
         "stop_token_ids": req.stop_token_ids or [], "skip_special_tokens": req.skip_special_tokens,
-        "min_new_tokens": req.min_tokens or 0,
+        "min_new_tokens": req.min_tokens or 0, "token_healing": req.token_healing,
+        "close_on_budget": req.close_on_budget,
     }
     for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
                  "frequency_penalty", "presence_penalty"):
@@ -99,4 +117,4 @@ def constraint_param(params: SamplingParams) -> str | None:
     """The request field to blame when the constraint fails to compile."""
     kind = params.constraint[0] if params.constraint else None
     return {"json_schema": "response_format", "structural_tag": "tools", "regex": "regex",
-            "choices": "choices"}.get(kind) if kind else None
+            "choices": "choices", "grammar": "grammar", "ebnf": "ebnf"}.get(kind) if kind else None

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from .errors import APIError, error_body
+
 T = TypeVar("T")
+log = logging.getLogger("tines.server")
 
 DONE = "data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -25,6 +29,17 @@ def event(data: BaseModel | dict[str, Any]) -> str:
     if isinstance(data, BaseModel):
         return f"data: {data.model_dump_json()}\n\n"
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def error_event(e: Exception) -> str:
+    """The event that ends a stream which failed after its 200 went out: the APIError's own
+    body, or a 500 body naming the engine's error (a request failed alone, or the engine
+    stopped). Every stream handler sends it (then `[DONE]`) for any exception, so no stream
+    ever ends silently."""
+    if isinstance(e, APIError):
+        return event(e.body())
+    log.warning("stream failed: %s: %s", type(e).__name__, e)
+    return event(error_body(500, str(e) or type(e).__name__))
 
 
 class EventStreamResponse(StreamingResponse):

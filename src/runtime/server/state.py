@@ -12,6 +12,7 @@ from fastapi import Request
 
 from .dispatch import Dispatcher
 from .errors import APIError
+from .limits import Limits
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -26,15 +27,21 @@ class ServerState:
     dispatcher: Dispatcher
     metrics: ServerMetrics
     api_key: str | None = None
+    limits: Limits = Limits()
 
     @classmethod
-    def build(cls, engine: Engine, model_name: str | None = None,
-              api_key: str | None = None) -> ServerState:
+    def build(cls, engine: Engine, model_name: str | None = None, api_key: str | None = None,
+              limits: Limits | None = None) -> ServerState:
+        """Raises ValueError for an empty API key (it would silently turn auth off)."""
+        if api_key is not None and not api_key.strip():
+            raise ValueError("--api-key: empty; give a non-empty key, or leave the flag out to "
+                             "serve without authentication")
         path = Path(engine.model_path)
         name = model_name or _default_name(engine)
         aliases = frozenset({name, str(path), path.name, path.stem, engine.cfg.model or name})
         metrics = ServerMetrics(engine)
-        return cls(engine, name, aliases, Dispatcher(engine, metrics), metrics, api_key)
+        return cls(engine, name, aliases, Dispatcher(engine, metrics), metrics, api_key,
+                   limits or Limits())
 
     def check_model(self, name: str) -> None:
         """404 unless `name` is this server's model (by its id, path or file name)."""
@@ -50,6 +57,11 @@ def state_of(request: Request) -> ServerState:
 async def require_api_key(request: Request) -> None:
     """A route dependency: with an API key set, `Authorization: Bearer <key>` (or `x-api-key`)
     must carry it."""
+    check_api_key(request)
+
+
+def check_api_key(request: Request) -> None:
+    """401 unless the request carries the API key (when one is set)."""
     key = state_of(request).api_key
     if key is None:
         return
