@@ -85,34 +85,15 @@ def test_serve_tp2_answers_then_exits_1_when_a_rank_dies(tiny_model_dir):
     down with exit code 1 and a log line naming the rank."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     import httpx
     import psutil
 
-    from tests.server.test_serve_cli import free_port
+    from tests.server.live_server import start_serve_process
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tines.runtime.cli", "serve", "--model", str(tiny_model_dir),
-         "--port", str(port), "--tp", "2", "--weights", "fp32", "--no-compile",
-         "--kv-tokens", "2048"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, url = start_serve_process("--model", str(tiny_model_dir), "--tp", "2", "--weights",
+                                    "fp32", "--no-compile", "--kv-tokens", "2048")
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
         with Engine(**_options(tiny_model_dir)) as engine:
             expected = engine.generate(SHARED, GREEDY).text
         r = httpx.post(url + "/generate", timeout=60, json={

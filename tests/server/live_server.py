@@ -4,7 +4,10 @@ one Engine; plus the marker for tests that need constrained decoding."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -98,3 +101,29 @@ def start_server(engine: Engine, **app_kw: Any) -> LiveServer:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     return LiveServer(f"http://127.0.0.1:{port}", engine, server, thread)
+
+
+def start_serve_process(*flags: str, timeout: float = 300) -> tuple[subprocess.Popen, str]:
+    """`tines serve FLAGS` as its own process on a free port, once /health answers 200.
+    Returns the process (stdout and stderr merged, as text) and its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tines.runtime.cli", "serve", "--port", str(port), *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"tines serve exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"tines serve did not become healthy in {timeout} s")
+        time.sleep(0.2)

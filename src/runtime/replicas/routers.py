@@ -29,7 +29,24 @@ def prompt_of(pending: PendingRequest | None) -> str:
     return ""
 
 
-class PrefixAwareRouter(RequestRouter):
+class _RankingRouter(RequestRouter):
+    """Ray's entry point; subclasses rank the live candidates for one request."""
+
+    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
+                              pending_request: PendingRequest | None = None
+                              ) -> list[list[RunningReplica]]:
+        if not candidate_replicas:
+            return []
+        if pending_request is not None:
+            pending_request.routing_context.should_backoff = True  # when every rank is full
+        return self.rank(candidate_replicas, pending_request)
+
+    def rank(self, candidates: list[RunningReplica], pending: PendingRequest | None
+             ) -> list[list[RunningReplica]]:
+        raise NotImplementedError
+
+
+class PrefixAwareRouter(_RankingRouter):
     def initialize_state(self, imbalance_threshold: int = 8, min_match_chars: int = 64,
                          block_chars: int = 64, capacity_blocks: int = 8192) -> None:
         """`capacity_blocks` x `block_chars` should be about what one replica's KV pool holds
@@ -42,18 +59,13 @@ class PrefixAwareRouter(RequestRouter):
         queue_len = self.replica_queue_len_cache.get(replica.replica_id)
         return 0 if queue_len is None else queue_len
 
-    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
-                              pending_request: PendingRequest | None = None
-                              ) -> list[list[RunningReplica]]:
-        if not candidate_replicas:
-            return []
-        if pending_request is not None:
-            pending_request.routing_context.should_backoff = True  # when every rank is full
+    def rank(self, candidates: list[RunningReplica], pending: PendingRequest | None
+             ) -> list[list[RunningReplica]]:
         # Least loaded first; among equals, the one whose cache holds least (new prefixes
         # spread over the replicas instead of all landing on the first).
-        by_load = sorted(candidate_replicas,
+        by_load = sorted(candidates,
                          key=lambda r: (self._queue_len(r), self.index.size(r.replica_id)))
-        text = prompt_of(pending_request)
+        text = prompt_of(pending)
         loads = [self._queue_len(r) for r in by_load]
         if not text or loads[-1] - loads[0] > self.imbalance_threshold:
             return [by_load]
@@ -77,20 +89,15 @@ class PrefixAwareRouter(RequestRouter):
         self.index.remove_replica(replica_id)
 
 
-class RoundRobinRouter(RequestRouter):
+class RoundRobinRouter(_RankingRouter):
     """Each request to the next replica in turn (the baseline for the prefix router)."""
 
     def initialize_state(self) -> None:
         self._turn = itertools.count()
 
-    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
-                              pending_request: PendingRequest | None = None
-                              ) -> list[list[RunningReplica]]:
-        if not candidate_replicas:
-            return []
-        if pending_request is not None:
-            pending_request.routing_context.should_backoff = True
-        ordered = sorted(candidate_replicas, key=lambda r: r.replica_id.unique_id)
+    def rank(self, candidates: list[RunningReplica], pending: PendingRequest | None
+             ) -> list[list[RunningReplica]]:
+        ordered = sorted(candidates, key=lambda r: r.replica_id.unique_id)
         first = next(self._turn) % len(ordered)
         # One replica per rank: Ray takes the first rank with room, so the turn is kept
         # (one rank of all would let Ray pick the least loaded instead).
