@@ -4,7 +4,8 @@ Every op has one torch reference (`*_ref`, the CPU path and the oracle) and a Tr
 (`triton_*.py`). The functions below pick one per call: `backend="auto"` runs Triton when
 the tensors are on a CUDA device and triton imports, the torch reference otherwise;
 `"torch"` / `"triton"` force one. The model and sampler call only these functions, so they
-carry no device branches; tests and benchmarks force a backend.
+carry no device branches; tests and benchmarks force a backend. An engine sets what "auto"
+means on its own thread (`set_thread_backend`, from its `kernels` setting).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .activation import silu_and_mul_ref
 from .attention import (attention_ref, decode_attention_ref, decode_attention_traced,
                         extend_attention_ref, run_plan)
 from .attention_batch import AttentionBatch, AttentionPlan
-from .backend import Backend, triton_available, triton_module, use_triton
+from .backend import (Backend, set_thread_backend, thread_backend, triton_available,
+                      triton_interpreting, triton_module, use_triton)
 from .bitmask import apply_token_bitmask_ref, unpack_bitmask
 from .kv import store_kv_ref
 from .norm import add_rms_norm_ref, rms_norm_ref
@@ -106,8 +108,8 @@ __all__ = [
     "AttentionBatch", "AttentionPlan", "Backend", "add_rms_norm", "add_rms_norm_ref",
     "apply_rotary", "apply_rotary_ref", "apply_token_bitmask", "apply_token_bitmask_ref",
     "attention", "attention_ref", "decode_attention", "decode_attention_ref",
-    "decode_attention_traced", "extend_attention",
-    "extend_attention_ref", "rms_norm", "rms_norm_ref", "rotary_ref", "run_plan", "silu_and_mul",
-    "silu_and_mul_ref", "store_kv", "store_kv_ref", "triton_available", "unpack_bitmask",
-    "use_triton",
+    "decode_attention_traced", "extend_attention", "extend_attention_ref", "rms_norm",
+    "rms_norm_ref", "rotary_ref", "run_plan", "set_thread_backend", "silu_and_mul",
+    "silu_and_mul_ref", "store_kv", "store_kv_ref", "thread_backend", "triton_available",
+    "triton_interpreting", "unpack_bitmask", "use_triton",
 ]

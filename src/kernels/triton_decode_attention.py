@@ -12,8 +12,8 @@ launch; each reads its keys through its row of the slot table. Long contexts are
 
 The G query heads of a KV head are one tile (padded to BLOCK_H rows), so each key block is
 read once per KV head, not once per query head. Matmul operands are in `dot_dtype` (the
-pool's 16-bit dtype on a GPU, else fp32); softmax statistics and accumulators are fp32, and
-exponentials are base 2 with log2(e) folded into the scale.
+pool's 16-bit dtype on a GPU, else fp32 at IEEE precision); softmax statistics and
+accumulators are fp32, and exponentials are base 2 with log2(e) folded into the scale.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from .attention_batch import AttentionBatch
-from .triton_common import LOG2_E, dot_dtype, key_block
+from .triton_common import LOG2_E, dot_dtype, dot_precision, key_block
 
 MIN_KEYS_PER_SPLIT = 256
 MAX_SPLITS = 16
@@ -33,6 +33,7 @@ MAX_SPLITS = 16
 def _split_kernel(Q, K, V, Slots, KvLens, MidO, MidLse, scale_log2,
                   stride_qb, stride_qh, stride_ks, stride_kh, stride_vs, stride_vh, stride_tb,
                   GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, DOT: tl.constexpr,
+                  PRECISION: tl.constexpr,
                   NUM_SPLITS: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
                   BLOCK_N: tl.constexpr):
     b = tl.program_id(0)
@@ -61,14 +62,14 @@ def _split_kernel(Q, K, V, Slots, KvLens, MidO, MidLse, scale_log2,
         kv_ok = n_ok[:, None] & d_ok[None, :]
         k = tl.load(K + slots[:, None] * stride_ks + g * stride_kh + offs_d[None, :],
                     mask=kv_ok, other=0.0).to(DOT)  # (BN, BD)
-        s = tl.dot(q, tl.trans(k)) * scale_log2  # (BH, BN)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # (BH, BN)
         s = tl.where(n_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m, tl.max(s, 1))
         alpha = tl.exp2(m - m_new)
         p = tl.exp2(s - m_new[:, None])
         v = tl.load(V + slots[:, None] * stride_vs + g * stride_vh + offs_d[None, :],
                     mask=kv_ok, other=0.0).to(DOT)  # (BN, BD)
-        acc = acc * alpha[:, None] + tl.dot(p.to(DOT), v)
+        acc = acc * alpha[:, None] + tl.dot(p.to(DOT), v, input_precision=PRECISION)
         l = l * alpha + tl.sum(p, 1)
         m = m_new
 
@@ -120,7 +121,9 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
                      num_splits: int | None = None, block_n: int | None = None) -> torch.Tensor:
     """q (B, H, D), k_cache/v_cache (num_slots, Hkv, D) -> (B, H, D) in q's dtype (written
     into `out` when given). `num_splits`/`block_n` override the defaults (tests use small
-    ones to reach every path on short contexts)."""
+    ones to reach every path on short contexts). The split count depends only on the batch
+    size and `batch.max_kv_len`, so a CUDA graph captured with a fixed max_kv_len keeps one
+    grid for every context up to it (splits past a short sequence's keys are skipped)."""
     B, H, D = q.shape
     num_kv_heads = k_cache.shape[1]
     if H % num_kv_heads or q.stride(-1) != 1 or k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1:
@@ -135,7 +138,8 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         q, k_cache, v_cache, batch.slot_table, batch.kv_lens, mid_o, mid_lse, scale * LOG2_E,
         q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1),
         v_cache.stride(0), v_cache.stride(1), batch.slot_table.stride(0),
-        GROUP=group, HEAD_DIM=D, DOT=dot_dtype(k_cache), NUM_SPLITS=splits,
+        GROUP=group, HEAD_DIM=D, DOT=dot_dtype(k_cache), PRECISION=dot_precision(k_cache),
+        NUM_SPLITS=splits,
         BLOCK_H=max(16, triton.next_power_of_2(group)),  # tl.dot needs >= 16 rows on a GPU
         BLOCK_D=block_d, BLOCK_N=block_n or key_block(D))
     _merge_kernel[(B, H)](mid_o, mid_lse, batch.kv_lens, out, out.stride(0), out.stride(1),

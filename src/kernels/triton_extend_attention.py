@@ -12,10 +12,10 @@ a sequence's keys are just its slot-table row: prefix first, then the new tokens
             (each block's log-sum-exp merged into the running one)
         out rows = acc / l
 
-Matmul operands are in `dot_dtype` (the pool's 16-bit dtype on a GPU, else fp32); softmax
-statistics and accumulators are fp32, and exponentials are base 2 with log2(e) folded into
-the scale. Each program serves one query head; the H/Hkv heads of a KV head each read its
-keys (a grouped tile as in the decode kernel would read them once).
+Matmul operands are in `dot_dtype` (the pool's 16-bit dtype on a GPU, else fp32 at IEEE
+precision); softmax statistics and accumulators are fp32, and exponentials are base 2 with
+log2(e) folded into the scale. Each program serves one query head; the H/Hkv heads of a KV
+head each read its keys (a grouped tile as in the decode kernel would read them once).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from .attention_batch import AttentionBatch
-from .triton_common import LOG2_E, dot_dtype, key_block
+from .triton_common import LOG2_E, dot_dtype, dot_precision, key_block
 
 
 @triton.jit
@@ -33,6 +33,7 @@ def _extend_kernel(Q, K, V, Out, Slots, QStarts, QLens, KvLens, scale_log2,
                    stride_qt, stride_qh, stride_ks, stride_kh, stride_vs, stride_vh,
                    stride_ot, stride_oh, stride_tb,
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, DOT: tl.constexpr,
+                   PRECISION: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
     b = tl.program_id(0)
     h = tl.program_id(1)
@@ -63,7 +64,7 @@ def _extend_kernel(Q, K, V, Out, Slots, QStarts, QLens, KvLens, scale_log2,
             kv_ok = n_ok[:, None] & d_ok[None, :]
             k = tl.load(K + slots[:, None] * stride_ks + g * stride_kh + offs_d[None, :],
                         mask=kv_ok, other=0.0).to(DOT)  # (BN, BD)
-            s = tl.dot(q, tl.trans(k)) * scale_log2  # (BM, BN)
+            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # (BM, BN)
             # Key 0 is visible to every row, so each row's max is finite after block one.
             s = tl.where(n_ok[None, :] & (offs_n[None, :] <= q_pos[:, None]), s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, 1))
@@ -71,7 +72,7 @@ def _extend_kernel(Q, K, V, Out, Slots, QStarts, QLens, KvLens, scale_log2,
             p = tl.exp2(s - m_new[:, None])
             v = tl.load(V + slots[:, None] * stride_vs + g * stride_vh + offs_d[None, :],
                         mask=kv_ok, other=0.0).to(DOT)  # (BN, BD)
-            acc = acc * alpha[:, None] + tl.dot(p.to(DOT), v)
+            acc = acc * alpha[:, None] + tl.dot(p.to(DOT), v, input_precision=PRECISION)
             l = l * alpha + tl.sum(p, 1)
             m = m_new
         tl.store(Out + rows[:, None] * stride_ot + h * stride_oh + offs_d[None, :],
@@ -95,6 +96,7 @@ def extend_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         scale * LOG2_E, q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1),
         v_cache.stride(0), v_cache.stride(1), out.stride(0), out.stride(1),
         batch.slot_table.stride(0),
-        GROUP=H // num_kv_heads, HEAD_DIM=D, DOT=dot_dtype(k_cache), BLOCK_M=block_m,
+        GROUP=H // num_kv_heads, HEAD_DIM=D, DOT=dot_dtype(k_cache),
+        PRECISION=dot_precision(k_cache), BLOCK_M=block_m,
         BLOCK_D=triton.next_power_of_2(D), BLOCK_N=block_n or key_block(D))
     return out

@@ -3,6 +3,10 @@
 Every cached or in-flight token owns one slot; its K and V for layer `l` live at
 `k[l, slot]` / `v[l, slot]`. The pool hands out slots and takes them back; it does not know
 who holds them (the radix cache and the running requests do).
+
+The tensors live on the pool's device (the CPU, or a GPU); the free list is always on the
+host, where scheduling happens. With `padding_slot=True` the tensors get one row more than
+`num_slots`, never handed out: padded rows of a captured CUDA-graph decode batch write there.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ class OutOfSlots(RuntimeError):
 
 class KVPool:
     def __init__(self, num_slots: int, num_layers: int, num_kv_heads: int, head_dim: int,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 padding_slot: bool = False):
         if num_slots < 1:
             raise ValueError(f"a KV pool needs at least one slot, got {num_slots}")
         self.num_slots = num_slots
         self.dtype = dtype
-        shape = (num_layers, num_slots, num_kv_heads, head_dim)  # (L, S, Hkv, D)
+        self.device = torch.device(device)
+        # The row past the last slot, when kept: written by padding rows, read by nobody.
+        self.padding_slot = num_slots if padding_slot else None
+        rows = num_slots + int(padding_slot)
+        shape = (num_layers, rows, num_kv_heads, head_dim)  # (L, S, Hkv, D)
         self.k, self.v = _zeros(shape, dtype, device), _zeros(shape, dtype, device)
         self._free = torch.arange(num_slots, dtype=torch.int64)
         self._num_free = num_slots
@@ -60,7 +69,10 @@ class KVPool:
             raise RuntimeError(f"KV pool over-freed: {self._num_free} free of {self.num_slots}")
 
     def copy(self, dst: torch.Tensor, src: torch.Tensor) -> None:
-        """Copy the K/V of slots `src` into slots `dst` (same length), every layer."""
+        """Copy the K/V of slots `src` into slots `dst` (same length, host or device
+        tensors), every layer."""
+        if self.device.type != "cpu":
+            dst, src = dst.to(self.device), src.to(self.device)
         self.k[:, dst] = self.k[:, src]
         self.v[:, dst] = self.v[:, src]
 

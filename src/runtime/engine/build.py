@@ -1,6 +1,7 @@
-"""Building an engine core on the engine thread: load the model, size the KV pool, make the
-parts, warm them up. `Engine` calls `build_core` from its own thread and keeps only the
-immutable facts (`BuiltCore` minus the core) for callers' threads.
+"""Building an engine core on the engine thread: pick the device and kernels (device.py), load
+the model, size the KV pool, make the parts, warm them up (and on a GPU capture CUDA graphs of
+decode steps). `Engine` calls `build_core` from its own thread and keeps only the immutable
+facts (`BuiltCore` minus the core) for callers' threads.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ... import kernels
 from ..cache import make_cache
 from ..cache.kv_pool import KVPool
 from ..cache.slot_table import SlotTable
@@ -22,6 +24,7 @@ from ..tokenizer.tokenizer import Tokenizer
 from .admission import Admission
 from .config import EngineConfig
 from .core import EngineCore
+from .device import device_memory_available, place_model, resolve_placement
 from .malloc_tuning import keep_step_memory_in_heap
 from .model_runner import ModelRunner
 from .scheduler import Scheduler
@@ -49,7 +52,12 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
     keep_step_memory_in_heap()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    loaded = load_model(model_path, cfg.weights, cfg.max_model_len)
+    placement = resolve_placement(cfg)
+    # Every kernel call on this thread (the engine's, from here on) follows cfg.kernels.
+    kernels.set_thread_backend(placement.kernels)
+    loaded = load_model(model_path, placement.load_format, cfg.max_model_len)
+    place_model(loaded.model, placement)
+    on_gpu = placement.device.type == "cuda"
     max_model_len = loaded.model.max_positions
     if loaded.gguf is not None:
         tokenizer = Tokenizer.from_gguf_metadata(loaded.gguf.metadata)
@@ -64,13 +72,16 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
 
         pool, tp_group = start_tensor_parallel(cfg, model_path, loaded.model, pool_tokens(cfg, mc))
     else:
-        pool = KVPool(pool_tokens(cfg, mc), mc.num_layers, mc.num_kv_heads, mc.head_dim,
-                      loaded.model.dtype)
-    table = SlotTable(2 * cfg.max_running + 1, max_model_len + 1)
+        pool = KVPool(pool_tokens(cfg, mc, placement.device), mc.num_layers, mc.num_kv_heads,
+                      mc.head_dim, loaded.model.dtype, placement.device, padding_slot=on_gpu)
+    table = SlotTable(2 * cfg.max_running + 1, max_model_len + 1, placement.device)
     scheduler = Scheduler(cfg, pool, make_cache(pool, radix=not cfg.disable_radix_cache), table)
     core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table, tp_group), scheduler,
                       max_model_len, admission)
-    if cfg.compile:
+    if cfg.compile and on_gpu:
+        warm_up(core)
+        core.runner.capture_decode_graphs(cfg.max_running)
+    elif cfg.compile and placement.kernels == "torch":
         warm_up_compiled_decode(core)
     else:
         warm_up(core)
@@ -101,13 +112,15 @@ def warm_up_compiled_decode(core: EngineCore) -> None:
     core.runner.decode_warm = True
 
 
-def pool_tokens(cfg: EngineConfig, mc: ModelConfig) -> int:
-    """KV pool size in tokens: `kv_tokens`, or a share of available memory, capped."""
+def pool_tokens(cfg: EngineConfig, mc: ModelConfig, device: torch.device | None = None) -> int:
+    """KV pool size in tokens: `kv_tokens`, or a share of available memory (the GPU's free
+    memory, after the weights, for a CUDA pool), capped."""
     if cfg.kv_tokens:
         return cfg.kv_tokens
     per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,
                                        activation_dtype(cfg.weights))
-    return max(1024, min(cfg.max_kv_tokens, int(_available_memory() * cfg.kv_memory_fraction) // per_token))
+    available = (device is not None and device_memory_available(device)) or _available_memory()
+    return max(1024, min(cfg.max_kv_tokens, int(available * cfg.kv_memory_fraction) // per_token))
 
 
 def _available_memory() -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 SCHEDULE_POLICIES = ("lpm", "fcfs")
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
+GRAMMAR_BACKENDS = ("tines", "outlines", "llguidance", "xgrammar")  # grammar/backends/
 DEVICES = ("cpu", "cuda", "auto")
 KERNELS = ("torch", "triton", "auto")
 
@@ -36,6 +37,10 @@ class EngineConfig:
     jump_forward: bool = True  # append grammar-forced text without sampling it
     # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
     compile: bool = False
+    # Which grammar engine compiles constraints: "tines" (the default; budget-aware closing
+    # and jump-forward), or "outlines" / "llguidance" / "xgrammar" when installed
+    # (`grammar/backends/`).
+    grammar_backend: str = "tines"
     # Where the model, KV pool, slot table and logits live; the host keeps scheduling and the
     # radix tree. auto: cuda when torch sees a GPU. On cuda, `compile` captures CUDA graphs of
     # decode steps instead (runtime/engine/device.py has the weight formats per device).
@@ -65,6 +70,9 @@ class EngineConfig:
         if self.tp_size > 1 and (self.weights != "fp32" or self.compile):
             raise ValueError(f"tp_size > 1 runs weights='fp32' without compile for now, got "
                              f"weights={self.weights!r}, compile={self.compile}")
+        if self.grammar_backend not in GRAMMAR_BACKENDS:
+            raise ValueError(f"grammar_backend must be one of {GRAMMAR_BACKENDS}, "
+                             f"got {self.grammar_backend!r}")
         if self.kv_tokens is not None and self.kv_tokens < 16:
             raise ValueError(f"kv_tokens must be >= 16, got {self.kv_tokens}")
         if not 0 < self.kv_memory_fraction <= 0.9:

@@ -92,7 +92,8 @@ class Engine:
         self.tp_group = built.tp_group
         self.start_token_id = start_token(built.tokenizer)
         self._intake = RequestIntake(built.tokenizer, built.model_config.vocab_size,
-                                     built.max_model_len, built.pool.num_slots)
+                                     built.max_model_len, built.pool.num_slots,
+                                     cfg.grammar_backend)
         _live_engines.add(self)
 
     def _run(self, ready: queue.SimpleQueue) -> None:

@@ -5,8 +5,12 @@ reaches the end of its sequence (to sample the next token) and the prompt positi
 logprobs were asked for.
 
 The runner owns how the model runs: eager, or (after `compile_decode`) decode-only steps
-through a torch.compile'd run of blocks with dynamic batch and context dims. The model itself
+through a torch.compile'd run of blocks with dynamic batch and context dims, or on a GPU
+(after `capture_decode_graphs`) decode-only steps replayed from CUDA graphs. The model itself
 is a plain forward with no compile logic.
+
+The step's host lists become tensors on the pool's device (through pinned memory, without
+waiting, on a GPU); the logits come back to the host, where the sampler runs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from ... import kernels
 from ..cache.kv_pool import KVPool
 from ..models.llama import ForwardBatch, LlamaModel, decode_layers
+from .cuda_graphs import DecodeGraphs
 from .scheduler import Chunk
 from ..cache.slot_table import SlotTable
 
@@ -38,6 +43,8 @@ class ModelRunner:
         # tensor of tens of MB each step costs more in page faults than the copy into it.
         self._gather_buffers: dict[str, tuple | None] = {"extend": None, "decode": None}
         self._compiled_decode = None  # set by compile_decode()
+        self.device = pool.k.device
+        self.graphs: DecodeGraphs | None = None  # set by capture_decode_graphs() (CUDA)
         self.decode_warm = False  # every compiled variant exists (set after the warm-up)
         # Blocks per compiled call: each call costs tens of microseconds of guards and
         # wrappers, and a graph of many blocks takes minutes to compile (measured on the
@@ -66,6 +73,15 @@ class ModelRunner:
         # format, batch of one or more, int4 or bf16 branch): room for several engines.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self._compiled_decode = torch.compile(decode_layers)
+
+    def capture_decode_graphs(self, max_batch: int) -> bool:
+        """Capture CUDA graphs of decode steps for batch sizes up to `max_batch` (see
+        cuda_graphs.py). Returns False, capturing nothing, where graphs are not supported (the
+        CPU, the torch kernels, tensor parallelism)."""
+        if self.tp is not None or not DecodeGraphs.supported(self.pool):
+            return False
+        self.graphs = DecodeGraphs(self.model, self.pool, self.table, max_batch)
+        return True
 
     def _forward(self, batch: ForwardBatch) -> torch.Tensor:
         if self.tp is not None:
@@ -109,12 +125,23 @@ class ModelRunner:
         for c in chunks:
             ids += c.seq.token_ids[c.start:c.end]
             positions += range(c.start, c.end)
+        if self.graphs is not None and not extend and self.graphs.bucket(len(decode)):
+            hidden = self.graphs.run(ids, positions, torch.cat([c.slots for c in chunks]),
+                                     [c.end for c in chunks], [c.seq.row for c in chunks])
+        else:
+            hidden = self._run_eager(chunks, extend, decode, ids, positions)  # (T, hidden)
+        rows, sample_row, prompt_rows = self._logit_rows(chunks)
+        logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
+        return chunks, StepLogits(self._to_host(logits), sample_row, prompt_rows)
+
+    def _run_eager(self, chunks: list[Chunk], extend: list[Chunk], decode: list[Chunk],
+                   ids: list[int], positions: list[int]) -> torch.Tensor:
         plan = kernels.AttentionPlan(self._attention(extend, "extend"),
                                      self._attention(decode, "decode"))
         batch = ForwardBatch(
-            input_ids=torch.tensor(ids, dtype=torch.int64),
-            positions=torch.tensor(positions, dtype=torch.int64),
-            out_slots=torch.cat([c.slots for c in chunks]),
+            input_ids=self._tensor(ids),
+            positions=self._tensor(positions),
+            out_slots=self._to_device(torch.cat([c.slots for c in chunks])),
             attn=plan,
             kv=self.pool,
         )
@@ -122,16 +149,34 @@ class ModelRunner:
         for kind, attn in (("extend", plan.extend), ("decode", plan.decode)):
             if attn is not None and attn.kv_buffers is not None:
                 self._gather_buffers[kind] = attn.kv_buffers
-        rows, sample_row, prompt_rows = self._logit_rows(chunks)
-        logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
-        return chunks, StepLogits(logits, sample_row, prompt_rows)
+        return hidden
+
+    def _tensor(self, values: list[int]) -> torch.Tensor:
+        """Host ints -> an int64 tensor on the device."""
+        return self._to_device(torch.tensor(values, dtype=torch.int64))
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the device: itself on the CPU; else copied from pinned memory
+        without waiting (the copy is queued before the kernels that read it)."""
+        if self.device.type == "cpu":
+            return x
+        return x.pin_memory().to(self.device, non_blocking=True)
+
+    def _to_host(self, logits: torch.Tensor) -> torch.Tensor:
+        """The step's logits on the host for the sampler: the step's one wait for the device."""
+        if self.device.type == "cpu":
+            return logits
+        host = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=True)
+        host.copy_(logits, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return host
 
     def _attention(self, chunks: list[Chunk], kind: str) -> kernels.AttentionBatch | None:
         if not chunks:
             return None
-        rows = torch.tensor([c.seq.row for c in chunks], dtype=torch.int64)
+        rows = self._tensor([c.seq.row for c in chunks])
         kv_lens = [c.end for c in chunks]
-        table = self.table.table[rows, :max(kv_lens)]  # (B, max_kv)
+        table = self.table.device_table[rows, :max(kv_lens)]  # (B, max_kv)
         batch = kernels.AttentionBatch.from_table([c.length for c in chunks], kv_lens, table)
         batch.kv_buffers = self._gather_buffers[kind]
         return batch

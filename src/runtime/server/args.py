@@ -40,6 +40,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="the model id clients use (default: the model's name or file stem)")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="seconds running requests get to finish after SIGTERM before they are aborted")
+    p.add_argument("--grammar-backend", default="tines",
+                   choices=("tines", "outlines", "llguidance", "xgrammar"),
+                   help="what compiles constraints to token masks (tines: the default, with "
+                        "budget-aware closing and jump-forward; the others when installed)")
     p.add_argument("--tp", dest="tp_size", type=int, default=1,
                    help="tensor parallelism: split the model over N ranks (processes started "
                         "through torch.distributed; needs --weights fp32 and --no-compile)")
@@ -70,4 +74,5 @@ def engine_options(args: argparse.Namespace) -> dict:
                 kv_tokens=args.kv_tokens, max_running=args.max_running,
                 schedule_policy=args.schedule_policy, disable_radix_cache=args.disable_radix_cache,
                 chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue,
-                tp_size=args.tp_size)
+                tp_size=args.tp_size, grammar_backend=args.grammar_backend,
+                device=args.device)
