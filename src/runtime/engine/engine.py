@@ -36,6 +36,7 @@ from .build import build_core
 from .config import EngineConfig
 from .core import EngineCore
 from .handle import EngineFatalError, RequestError, RequestHandle
+from .malloc_tuning import release_freed_heap
 from .intake import RequestIntake
 from .request import Request
 from .scoring import (ContinuationScore, Prompt, continuation_requests, score_of, start_token,
@@ -295,6 +296,7 @@ class Engine:
         core.deliver()
 
     def _loop(self, core: EngineCore) -> None:
+        busy = False
         while True:
             self._drain_inbox(core)
             if self._stopping:
@@ -307,9 +309,13 @@ class Engine:
                 core.runner.close()
                 return
             if not core.scheduler.has_work():
+                if busy:  # going idle: hand the step buffers kept for reuse back to the OS
+                    release_freed_heap()
+                    busy = False
                 self._wake.wait()
                 self._wake.clear()
                 continue
+            busy = True
             try:
                 progressed = core.step()
             except EngineFatalError as e:  # nothing can run any more: fail everything, stop
