@@ -11,13 +11,14 @@ import re
 from typing import Any
 
 from tines.choices import ChoicesMethod, token_length_normalized
+from tines.grammars import any_of, grammar_text
 from tines.ir import Gen, RoleBegin, RoleEnd, Select, Seq
 from tines.params import dtype_spec, normalize, schema_spec
 from tines.runtime.sampling_params import SamplingParams
 
 
 def gen(name: str | None = None, *, dtype: type | str | None = None, regex: str | None = None,
-        json_schema: Any = None, choices: list[str] | None = None,
+        json_schema: Any = None, grammar: Any = None, choices: list[str] | None = None,
         choices_method: ChoicesMethod | None = None, **sampling: Any) -> Gen | Select:
     """Decode from the model into variable `name` (and the text).
 
@@ -26,24 +27,28 @@ def gen(name: str | None = None, *, dtype: type | str | None = None, regex: str 
     top_logprobs_num, seed, ... (unset ones come from the run's defaults).
     At most one constraint: `regex`; `json_schema` (a dict, a JSON string, or a pydantic
     class — then the variable is a validated instance); `dtype` (int, float, bool, str — the
-    variable is the converted value). With `n > 1` the variable is a list of n values and the
+    variable is the converted value); `grammar`: Lark or GBNF text, or a grammar composed
+    in Python (`tines.grammars`: select / regex / gen fragments and `@rule` functions).
+    Token healing is on unless `token_healing=False`: the text before `gen` is backed up
+    over its last token so the model can choose its own tokenization of the boundary. With `n > 1` the variable is a list of n values and the
     text gets the first. `choices=` makes this a `select` (as in SGLang).
     """
     _check_name("gen", name)
     if choices is not None:
         extra = sorted(set(sampling) - {"temperature"})
-        if extra or dtype is not None or regex is not None or json_schema is not None:
+        if extra or dtype is not None or regex is not None or json_schema is not None \
+                or grammar is not None:
             raise ValueError(f"gen(choices=...) is a select: it takes only temperature and "
                              f"choices_method, got {', '.join(extra) or 'a constraint'}")
         return select(name, choices, temperature=sampling.get("temperature") or 0.0,
                       choices_method=choices_method or token_length_normalized)
-    given = [k for k, v in (("dtype", dtype), ("regex", regex), ("json_schema", json_schema))
-             if v is not None]
+    given = [k for k, v in (("dtype", dtype), ("regex", regex), ("json_schema", json_schema),
+                            ("grammar", grammar)) if v is not None]
     if len(given) > 1:
-        raise ValueError(f"gen {name!r}: only one of dtype, regex, json_schema may be set, "
-                         f"got {', '.join(given)}")
+        raise ValueError(f"gen {name!r}: only one of dtype, regex, json_schema, grammar may be "
+                         f"set, got {', '.join(given)}")
     params = normalize(sampling, f"gen {name!r}")
-    for key in ("regex", "json_schema", "choices"):
+    for key in ("regex", "json_schema", "choices", "grammar", "ebnf"):
         if key in params:
             raise TypeError(f"gen {name!r}: pass {key} as its own argument")
     py_type, model = None, None
@@ -57,6 +62,8 @@ def gen(name: str | None = None, *, dtype: type | str | None = None, regex: str 
         params["regex"] = regex
     if json_schema is not None:
         params["json_schema"], model = schema_spec(json_schema)
+    if grammar is not None:
+        params["grammar"] = grammar_text(grammar)  # checked by _validate (SamplingParams)
     if isinstance(params.get("stop"), str):
         params["stop"] = [params["stop"]]
     elif isinstance(params.get("stop"), (list, tuple)):
@@ -75,11 +82,19 @@ def gen_string(name: str | None = None, **sampling: Any) -> Gen:
     return gen(name, dtype=str, **sampling)  # type: ignore[return-value]
 
 
-def select(name: str | None = None, choices: list[str] | None = None, temperature: float = 0.0,
+def select(name: str | list | None = None, choices: list | None = None, temperature: float = 0.0,
            choices_method: ChoicesMethod = token_length_normalized) -> Select:
     """Append the choice the model scores highest (by `choices_method`) and store it in
-    `name`. The meta (`s.get_meta_info(name)`) has every choice's score."""
+    `name`. The meta (`s.get_meta_info(name)`) has every choice's score.
+    Without a name and with grammar fragments among the choices it is a grammar
+    alternative (`tines.grammars.any_of`), for composing `gen(grammar=...)`.
+    `select([...])` (the choices first, as guidance writes it) is `select(None, [...])`."""
+    if choices is None and isinstance(name, (list, tuple)):
+        name, choices = None, name
     _check_name("select", name)
+    if name is None and isinstance(choices, (list, tuple)) and \
+            any(not isinstance(c, str) for c in choices):
+        return any_of(list(choices))  # type: ignore[return-value]
     if not isinstance(choices, (list, tuple)) or not choices:
         raise ValueError(f"select {name!r}: choices must be a non-empty list of strings")
     if not all(isinstance(c, str) and c for c in choices):

@@ -22,9 +22,10 @@ _EXTENSIONS = {
     "repetition_penalty": ("repetition_penalty", 1.0), "min_new_tokens": ("min_tokens", 0),
     "ignore_eos": ("ignore_eos", False), "stop_token_ids": ("stop_token_ids", []),
     "skip_special_tokens": ("skip_special_tokens", True), "regex": ("regex", None),
-    "choices": ("choices", None),
+    "choices": ("choices", None), "close_on_budget": ("close_on_budget", True),
 }
 _INEXPRESSIBLE = {"structural_tag": None, "json_whitespace": None, "prompt_logprobs": False}
+# Not sent, on purpose: token_healing (a quality hint these servers lack; the text is sent whole).
 
 
 def completion_body(model: str, text: str, params: SamplingParams,
@@ -48,6 +49,9 @@ def completion_body(model: str, text: str, params: SamplingParams,
         value = getattr(params, name)
         if value != default:
             body[field] = value
+    grammar = params.grammar if params.grammar is not None else params.ebnf
+    if grammar is not None:  # vLLM's extra body (its grammar backends read Lark and EBNF)
+        body["structured_outputs"] = {"grammar": grammar}
     if params.json_schema is not None:
         schema = params.json_schema
         body["response_format"] = {"type": "json_schema", "json_schema": {

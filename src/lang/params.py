@@ -22,6 +22,9 @@ ALIASES = {
     "top_logprobs_num": "top_logprobs",
 }
 FIELDS = frozenset(f.name for f in fields(SamplingParams))
+# Where the DSL's defaults differ from SamplingParams' (those the HTTP APIs use): a program's
+# text ends wherever its author typed, so gen heals the boundary token (as guidance does).
+GEN_DEFAULTS = {"token_healing": True}
 CONSTRAINTS = frozenset(sampling_params.CONSTRAINTS)  # regex, json_schema, choices, ...
 
 # SGLang-compatible spellings; `bool` reads Python's True/False, as SGLang's REGEX_BOOL does.
@@ -61,9 +64,10 @@ def normalize(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def resolve(defaults: dict[str, Any], overrides: dict[str, Any]) -> SamplingParams:
-    """The request's parameters: SamplingParams' defaults <- run defaults <- gen overrides.
+    """The request's parameters: SamplingParams' defaults <- GEN_DEFAULTS <- run defaults <-
+    gen overrides.
     Validation errors name the field (SamplingParams raises ValueError)."""
-    merged = {**defaults, **overrides}
+    merged = {**GEN_DEFAULTS, **defaults, **overrides}
     if isinstance(merged.get("stop"), tuple):
         merged["stop"] = list(merged["stop"])
     return SamplingParams(**merged)

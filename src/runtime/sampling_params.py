@@ -76,12 +76,18 @@ class SamplingParams:
     # shortest way to complete its grammar, so an output cut by the budget still parses
     # (finish_reason stays "length"). False lets the budget cut it anywhere.
     close_on_budget: bool = True
+    # token id -> a number in [-100, 100] added to that token's logit before sampling
+    # (OpenAI's logit_bias: -100 all but bans a token, 100 all but forces it)
+    logit_bias: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
         self.stop_token_ids = list(self.stop_token_ids or [])
+        if isinstance(self.logit_bias, dict):  # JSON keys are strings: "42" is token 42
+            self.logit_bias = {int(k) if isinstance(k, str) and k.isdigit() else k: v
+                               for k, v in self.logit_bias.items()}
         self.validate()
 
     def validate(self) -> None:
@@ -113,6 +119,11 @@ class SamplingParams:
                "must be a list of non-empty strings")
         _check(all(type(t) is int and 0 <= t < INT64_LIMIT for t in self.stop_token_ids),
                "stop_token_ids", "must be a list of non-negative 64-bit integers")
+        _check(isinstance(self.logit_bias, dict) and all(
+            type(t) is int and 0 <= t < INT64_LIMIT for t in self.logit_bias), "logit_bias",
+            "must map non-negative token ids to numbers")
+        for t, bias in self.logit_bias.items():
+            _check_float(bias, "logit_bias", -100.0, 100.0)
         constraints = [name for name in CONSTRAINTS if getattr(self, name) is not None]
         _check(len(constraints) <= 1, constraints[-1] if constraints else "regex",
                f"only one constraint may be set, got {constraints}")
@@ -152,6 +163,9 @@ class SamplingParams:
         """The checks that need the model: every token id must be in its vocabulary."""
         bad = [t for t in self.stop_token_ids if t >= vocab_size]
         _check(not bad, "stop_token_ids",
+               f"token id {bad[0] if bad else 0} is outside the vocabulary [0, {vocab_size})")
+        bad = [t for t in self.logit_bias if t >= vocab_size]
+        _check(not bad, "logit_bias",
                f"token id {bad[0] if bad else 0} is outside the vocabulary [0, {vocab_size})")
 
     @property

@@ -71,7 +71,7 @@ BAD_OPENAI = [
     ("image content", "/v1/chat/completions",
      {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}, 400,
      "messages[0].content[0]", ("text",)),
-    ("logit_bias", "/v1/completions", {"prompt": "x", "logit_bias": {"5": 1.0}}, 400, "logit_bias", ()),
+    ("logit_bias", "/v1/completions", {"prompt": "x", "logit_bias": {"5": 101}}, 400, "logit_bias", ()),
     ("token id outside the vocabulary", "/v1/completions", {"prompt": [1, 10 ** 7]}, 400, "prompt", ("vocabulary",)),
 ]
 
@@ -107,7 +107,7 @@ def test_prompt_longer_than_the_context_is_413(http, model, tiny_server):
 
 def test_bad_native_requests(http, model):
     cases = [
-        ({"text": "x", "sampling_params": {"max_new_tokens": 0}}, "sampling_params.max_new_tokens"),
+        ({"text": "x", "sampling_params": {"max_new_tokens": -1}}, "sampling_params.max_new_tokens"),
         ({"text": "x", "sampling_params": {"temperature": "warm"}}, "sampling_params.temperature"),
         ({"text": "x", "sampling_params": {"beam_width": 4}}, "sampling_params.beam_width"),
         ({"input_ids": [-1]}, "input_ids"),

@@ -218,9 +218,13 @@ def test_several_tool_calls_in_one_answer_whole_and_streamed(client, model):
             assert c.function.name == "get_time" and args == {}
     chunks = list(client.chat.completions.create(**kw, stream=True))
     deltas = [tc for ch in chunks if ch.choices for tc in ch.choices[0].delta.tool_calls or []]
-    assert [d.index for d in deltas] == list(range(len(calls)))
-    assert [(d.function.name, d.function.arguments) for d in deltas] == \
-        [(c.function.name, c.function.arguments) for c in calls]
+    streamed: dict[int, tuple[str, str]] = {}  # index -> (name from the first delta, arguments)
+    for d in deltas:
+        name, args = streamed.get(d.index, (d.function.name, ""))
+        streamed[d.index] = (name, args + (d.function.arguments or ""))
+    assert sorted(streamed) == list(range(len(calls)))
+    assert [(streamed[i][0], json.loads(streamed[i][1])) for i in sorted(streamed)] == \
+        [(c.function.name, json.loads(c.function.arguments)) for c in calls]
 
 
 @needs_tool_grammar

@@ -3,8 +3,12 @@
 A step: the scheduler picks chunks; the runner computes them; prompt logprobs are recorded;
 computed prompts go into the radix cache; each sequence that reached its end gets a token
 (n > 1 requests fork here, on their first token); tokens are checked against stop conditions
-and the grammar, which may force more text (jump-forward); finished sequences give their
-resources back, and every listener hears of new text.
+and the grammar, which may force more text (jump-forward; near max_new_tokens the mask also
+keeps the sequence able to complete its grammar within the budget: `_fill_mask`); finished
+sequences give their resources back, and every listener hears of new text.
+
+A request with `token_healing` starts with its prompt backed up over its last token(s); its
+first tokens are held to re-spelling them (`healing.py`), then to its own constraint.
 
 Failures are isolated per request: a request whose own prompt logprobs, fork, grammar mask,
 sampling row, token acceptance, jump-forward or text raises is failed alone (its handle gets a
@@ -19,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ...grammar.jump_forward import apply_jump_forward, jump_forward
+from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forward
 from ..sampling_params import SamplingParams
 from .admission import Admission
 from .config import EngineConfig
 from .handle import RequestError
+from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
 from .model_runner import ModelRunner, StepLogits
 from ..outputs import StreamDelta, TokenLogprob
 from .events import request_output, stream_delta
@@ -40,6 +46,9 @@ from .text_output import TextOutput
 from ..tokenizer.tokenizer import Tokenizer
 
 log = logging.getLogger("tines.engine")
+# Jump-forward checks that the grammar still closes within the budget only this close to it
+# (the check walks the closing path; far from the end it always passes).
+CLOSING_CHECK_TOKENS = 64
 
 
 class EngineCore:
@@ -55,6 +64,8 @@ class EngineCore:
         self.vocab_size = runner.model.cfg.vocab_size
         self.vocab_words = (self.vocab_size + 31) // 32
         self._events: list[tuple[Callable[[Any], None], Any]] = []
+        self._healing: dict[str, Healing] = {}  # request id -> the prompt text it backed up
+        self._heal_vocab = None  # a TokenVocabulary, made on the first healed request
 
     def reset_stats(self) -> None:
         """Forget the cache and every counter (after the warm-up requests)."""
@@ -83,15 +94,34 @@ class EngineCore:
 
     # --- requests in and out --------------------------------------------------------------
     def add(self, req: Request) -> None:
+        if req.params.token_healing and not req.prefill_only:
+            self._plan_healing(req)
         self.requests[req.request_id] = req
         self.counters.num_requests += 1
         self.counters.prompt_tokens += len(req.prompt_ids)
         self.scheduler.add(self._new_seq(req, 0))
 
+    def _plan_healing(self, req: Request) -> None:
+        """Token healing (healing.py): back the prompt up over its last token(s); the first
+        generated tokens re-spell them, so they get budget of their own."""
+        if self._heal_vocab is None:
+            self._heal_vocab = healing_vocabulary(self.tokenizer, self.vocab_size)
+        plan = plan_healing(req.prompt_ids, self._heal_vocab)
+        if plan is None:
+            return
+        del req.prompt_ids[len(req.prompt_ids) - plan.num_tokens:]
+        req.params = replace(req.params, max_new_tokens=req.params.max_new_tokens + plan.num_tokens)
+        self._healing[req.request_id] = plan
+
     def _new_seq(self, req: Request, index: int) -> Sequence:
         p = req.params
-        seq = Sequence(req, index, list(req.prompt_ids), len(req.prompt_ids),
-                       TextOutput(self.tokenizer, p.stop, req.prompt_ids, p.skip_special_tokens))
+        heal = self._healing.get(req.request_id)
+        output = TextOutput(self.tokenizer, p.stop, req.prompt_ids, p.skip_special_tokens) \
+            if heal is None else \
+            HealedTextOutput(self.tokenizer, heal.text, p.stop, req.prompt_ids, p.skip_special_tokens)
+        seq = Sequence(req, index, list(req.prompt_ids), len(req.prompt_ids), output)
+        if heal is not None and req.grammar_future is None:
+            seq.grammar = HealingMatcher(self._heal_vocab, heal.removed, None)
         seq.seed = None if p.seed is None else p.seed + index * 7919
         seq.logprobs = [] if (p.logprobs or p.top_logprobs) else None
         req.seqs.append(seq)
@@ -119,6 +149,7 @@ class EngineCore:
             elif seq.status is SeqStatus.WAITING:
                 self.scheduler.remove_waiting(seq)
         del self.requests[req.request_id]
+        self._healing.pop(req.request_id, None)
         self._left_queue(req)
         self.counters.num_failed += 1
         self._events.append((req.sink, error))
@@ -259,9 +290,24 @@ class EngineCore:
         buf = bitmask.numpy()
         for j, i in enumerate(grammar_rows):
             if self._live(seqs[i]) and self._isolated(seqs[i].request, "grammar mask",
-                                                      seqs[i].grammar.fill_bitmask, buf, j):
+                                                      self._fill_mask, seqs[i], buf, j):
                 masks[i] = bitmask[j]
         return masks
+
+    def _remaining(self, seq: Sequence) -> int:
+        """Tokens `seq` may still append, the one sampled this step included."""
+        return min(seq.request.params.max_new_tokens - seq.num_output,
+                   self.max_model_len - len(seq.token_ids))
+
+    def _fill_mask(self, seq: Sequence, buf, row: int) -> None:
+        """Budget-aware closing: with `close_on_budget`, a matcher that supports it
+        (`fill_bitmask_within`) holds the sequence to tokens after which its shortest
+        completion still fits the remaining budget, so a cut output still parses."""
+        within = getattr(seq.grammar, "fill_bitmask_within", None)
+        if within is not None and seq.request.params.close_on_budget:
+            within(buf, row, self._remaining(seq))
+        else:
+            seq.grammar.fill_bitmask(buf, row)
 
     # --- tokens, stops, finishing ---------------------------------------------------------
     def _append(self, seq: Sequence, token: int, lp: TokenLogprob | None) -> None:
@@ -274,6 +320,8 @@ class EngineCore:
             return self._finish(seq, "stop", token)
         if seq.grammar is not None and not seq.grammar.accept_token(token):
             raise RuntimeError(f"grammar rejected sampled token {token}: mask and matcher disagree")
+        if isinstance(seq.grammar, HealingMatcher) and seq.grammar.done:
+            seq.grammar = seq.grammar.inner  # healed: the request's own constraint, if any
         stop = seq.output.push([token])
         if stop is not None:
             return self._finish(seq, "stop", stop)
@@ -286,13 +334,15 @@ class EngineCore:
         """Append the tokens the grammar forces, without sampling them; the next step computes
         them in one chunk. The boundary is re-tokenized as the tokenizer would, which may
         replace the last tokens (only ones the sequence owns, never cached ones)."""
-        if seq.grammar is None or not self.cfg.jump_forward:
+        if seq.grammar is None or not self.cfg.jump_forward or isinstance(seq.grammar, HealingMatcher):
             return
         own = len(seq.token_ids) - max(seq.cached_len, seq.prompt_len)
         budget = seq.request.params.max_new_tokens - seq.num_output
         jf = jump_forward(seq.grammar, seq.token_ids[seq.prompt_len:], self._encode,
                           max_retract=min(2, own))
         if jf is None or len(jf.append_ids) - jf.num_retract > budget:
+            return
+        if not self._closes_after(seq, jf):
             return
         apply_jump_forward(seq.grammar, jf)
         cut = len(seq.token_ids) - jf.num_retract
@@ -311,6 +361,20 @@ class EngineCore:
             self._finish(seq, "stop")
         elif seq.num_output >= seq.request.params.max_new_tokens:
             self._finish(seq, "length")
+
+    def _closes_after(self, seq: Sequence, jf: JumpForward) -> bool:
+        """Whether the grammar can still be completed within the budget after `jf` (always
+        true without `close_on_budget`). Jump-forward tokenizes the way the tokenizer does,
+        which may take more tokens than the closing path; near the end, when it would, the
+        budget mask samples the forced text instead."""
+        if not seq.request.params.close_on_budget or not hasattr(seq.grammar, "min_tokens_to_accept"):
+            return True
+        left = self._remaining(seq) - jf.num_saved
+        if left > CLOSING_CHECK_TOKENS:
+            return True
+        sim = seq.grammar.copy()
+        apply_jump_forward(sim, jf)
+        return sim.min_tokens_to_accept() <= left
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -338,6 +402,10 @@ class EngineCore:
 
     def _start_grammar(self, seq: Sequence, compiled: Any) -> None:
         seq.grammar = compiled.matcher()
+        heal = self._healing.get(seq.request.request_id)
+        if heal is not None:  # the prompt's tail is re-spelled before the grammar's text
+            seq.grammar = HealingMatcher(self._heal_vocab, heal.removed, seq.grammar)
+            return
         self._jump_forward(seq)
         if seq.is_finished:
             self._complete_forced(seq)
@@ -381,6 +449,7 @@ class EngineCore:
                 events.append((req.sink, stream_delta(seq, delta, seq.finish_reason)))
         events.append((req.sink, StreamDelta(req.request_id, -1, "", [], None, None, output)))
         del self.requests[req.request_id]
+        self._healing.pop(req.request_id, None)
         self._left_queue(req)
         self.counters.num_finished += 1
         self.counters.num_aborted += req.aborted

@@ -2,7 +2,7 @@
 
 Order of operations on a row's logits: raw logprobs are taken first (what `logprobs` reports);
 then penalties (repetition over prompt + output, frequency / presence over the output), the
-min-new-tokens ban on end tokens, the grammar's token mask; then greedy rows take the argmax
+additive `logit_bias`, the min-new-tokens ban on end tokens, the grammar's token mask; then greedy rows take the argmax
 and the others are sampled from softmax(logits / temperature) after top-k, top-p and min-p.
 
 Sampling draws one uniform number per row and inverts the row's cumulative distribution. For a
@@ -59,6 +59,7 @@ class Sampler:
         want_lp = [i for i, r in enumerate(rows) if r.params.logprobs or r.params.top_logprobs]
         raw_lp = torch.log_softmax(logits[want_lp], dim=-1) if want_lp else None
         self._apply_penalties(logits, rows)
+        self._apply_logit_bias(logits, rows)
         self._ban_end_tokens(logits, rows)
         if bitmask is not None:
             kernels.apply_token_bitmask(logits, bitmask, bitmask_rows)
@@ -117,6 +118,21 @@ class Sampler:
                 seen = logits[i, ids]
                 logits[i, ids] = torch.where(seen > 0, seen / p.repetition_penalty,
                                              seen * p.repetition_penalty)
+
+    @staticmethod
+    def _apply_logit_bias(logits: torch.Tensor, rows: list[SampleRow]) -> None:
+        """logits[i, t] += bias for every (t, bias) of row i's logit_bias, in one op."""
+        row_ids, token_ids, biases = [], [], []
+        for i, r in enumerate(rows):
+            for t, bias in r.params.logit_bias.items():
+                row_ids.append(i)
+                token_ids.append(t)
+                biases.append(bias)
+        if biases:
+            logits.index_put_((torch.tensor(row_ids, device=logits.device),
+                               torch.tensor(token_ids, device=logits.device)),
+                              torch.tensor(biases, dtype=logits.dtype, device=logits.device),
+                              accumulate=True)
 
     @staticmethod
     def _ban_end_tokens(logits: torch.Tensor, rows: list[SampleRow]) -> None:

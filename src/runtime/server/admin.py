@@ -1,5 +1,7 @@
 """Operating the server: `GET /health`, `GET /model_info`, `POST /flush_cache`,
-`POST /abort/{id}`, `GET /metrics` (Prometheus text format).
+`POST /abort/{id}`, `GET /metrics` (Prometheus text format), and SGLang's names for them:
+`GET /get_model_info`, `GET /get_server_info` (= `/server_info`), `GET /health_generate`
+(generates one token, so it fails when the engine cannot generate).
 
 `/health` needs no API key (load balancers probe it); it answers 503 once the engine thread
 has stopped. `/model_info` carries what a remote frontend needs to render chats the way the
@@ -9,11 +11,13 @@ model's template does (role markers, default system prompt, tool-call markers).
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..sampling_params import SamplingParams
 from .errors import APIError
 from .guard import GuardedRoute
 from .metrics import CONTENT_TYPE
@@ -32,6 +36,7 @@ async def health(request: Request) -> Response:
 
 
 @router.get("/model_info")
+@router.get("/get_model_info")
 async def model_info(request: Request) -> dict[str, Any]:
     st = state_of(request)
     e, tpl, tok = st.engine, st.engine.chat_template, st.engine.tokenizer
@@ -48,6 +53,7 @@ async def model_info(request: Request) -> dict[str, Any]:
     markers = tpl.effective_tool_call_markers
     return {
         "model_path": str(e.model_path),
+        "tokenizer_path": str(e.model_path),
         "served_model_name": st.model_name,
         "is_generation": True,
         "max_model_len": e.max_model_len,
@@ -64,6 +70,37 @@ async def model_info(request: Request) -> dict[str, Any]:
             "tool_call_markers": list(markers) if markers else None,
         },
     }
+
+
+@router.get("/get_server_info")
+@router.get("/server_info")
+async def server_info(request: Request) -> dict[str, Any]:
+    """SGLang's server-info answer: the model, its limits and the engine's live figures."""
+    st = state_of(request)
+    e = st.engine
+    return {"model_path": str(e.model_path), "served_model_name": st.model_name,
+            "context_length": e.max_model_len, "max_total_num_tokens": e.pool.num_slots,
+            "version": _version(), "internal_states": [e.stats()]}
+
+
+@router.get("/health_generate")
+async def health_generate(request: Request) -> Response:
+    """503 unless the engine generates one token from the start-of-document token."""
+    e = state_of(request).engine
+    tok = e.tokenizer
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    try:
+        await asyncio.wait_for(e.agenerate([start], SamplingParams(max_new_tokens=1)), 60)
+    except Exception as exc:  # noqa: BLE001 (any failure is "unhealthy")
+        return JSONResponse({"status": f"cannot generate: {exc}"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tines")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @router.post("/flush_cache")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from fastapi import FastAPI
 
-from . import admin, native, native_prefill, openai_chat, openai_completions
+from . import admin, native, native_prefill, openai_chat, openai_completions, openai_responses
 from .args import check_serve_args, engine_options
 from .errors import install_error_handlers
 from .limits import Limits
@@ -49,7 +49,7 @@ def create_app(engine: Engine, *, model_name: str | None = None, api_key: str | 
     app = FastAPI(title="tines", lifespan=lifespan, docs_url=None, redoc_url=None)
     state = app.state.tines = ServerState.build(engine, model_name, api_key, limits)
     install_error_handlers(app, lambda status: state.metrics.errors.labels(str(status)).inc())
-    for module in (admin, native, native_prefill, openai_completions, openai_chat):
+    for module in (admin, native, native_prefill, openai_completions, openai_chat, openai_responses):
         app.include_router(module.router)
     app.include_router(admin.public)
     install_openapi(app)

@@ -141,19 +141,22 @@ class Dispatcher:
     async def start_all(self, prompts: list[list[int]], params: list[SamplingParams], *,
                         group: str, endpoint: str, rename: dict[str, str] | None = None,
                         constraint_param: str | None = None, arrival: float | None = None,
-                        id_param: str | None = None) -> list[Job]:
+                        id_param: str | None = None, prefill_only: bool = False,
+                        logprob_starts: list[int | None] | None = None) -> list[Job]:
         """Submit several requests as one group: one prompt runs under the id `group`, several
         as `group~0`, `group~1`, ... (ids no client may choose). The submit (grammar
         compilation included) runs on a worker thread, so the event loop keeps serving.
         When one fails to submit, those already submitted are aborted. Raises APIError: 409
         for a live `group`, 503 (+ Retry-After) when the queue is full, 400 for bad
         parameters or constraints (naming `constraint_param` when the message names no
-        field), 413 for a prompt too long."""
+        field), 413 for a prompt too long. `prefill_only` / `logprob_starts` (one per
+        prompt) are Engine.submit's."""
         self.reserve(group, id_param)
         loop = asyncio.get_running_loop()
         rids = [group] if len(prompts) == 1 else [derived_id(group, i) for i in range(len(prompts))]
+        starts = logprob_starts or [None] * len(prompts)
         work = loop.run_in_executor(None, self._submit, prompts, params, rids, loop, rename,
-                                    constraint_param)
+                                    constraint_param, prefill_only, starts)
         try:
             handles = await asyncio.shield(work)
         except asyncio.CancelledError:  # the client left: abort what the thread still submits
@@ -169,12 +172,14 @@ class Dispatcher:
 
     def _submit(self, prompts: list[list[int]], params: list[SamplingParams], rids: list[str],
                 loop: asyncio.AbstractEventLoop, rename: dict[str, str] | None,
-                constraint_param: str | None) -> list[RequestHandle]:
+                constraint_param: str | None, prefill_only: bool = False,
+                starts: list[int | None] | None = None) -> list[RequestHandle]:
         """On a worker thread: submit every prompt, or none (aborting those already queued)."""
         handles: list[RequestHandle] = []
         try:
-            for ids, p, rid in zip(prompts, params, rids):
-                handles.append(self.engine.submit(ids, p, request_id=rid, stream=True, loop=loop))
+            for ids, p, rid, start in zip(prompts, params, rids, starts or [None] * len(prompts)):
+                handles.append(self.engine.submit(ids, p, request_id=rid, stream=True, loop=loop,
+                                                  prefill_only=prefill_only, logprob_start=start))
         except BaseException as e:
             for h in handles:
                 self.engine.abort(h.request_id)

@@ -7,7 +7,9 @@ exact field names of `SamplingParams` (constraints `regex` / `json_schema` / `ch
 or a list of them when there are several prompts or `n > 1`. Streamed events carry the
 cumulative `text` so far, the new `delta`, the completion's `index` and the `prompt_index`;
 the last event of each completion has its `finish_reason`, `output_ids` and full `meta_info`.
-`/score` and `/warm` (prefill-only requests) are in `native_prefill`.
+`/score` and `/warm` (prefill-only requests) are in `native_prefill`; the SGLang fields
+beyond SamplingParams (`max_new_tokens: 0`, `stop_regex`, `logprob_start_len`, ...) and
+SGLang's `meta_info` shapes are in `native_sglang`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +34,8 @@ from .errors import APIError, bad_value
 from .guard import GuardedRoute
 from .limits import check_client_id
 from .logprobs import native_logprobs
+from .native_sglang import (SGLANG_FIELDS, NativeExtras, cut_at_stop_regex, finish_reason,
+                            input_logprobs, split_extras)
 from .protocol_out import new_id
 from .sse import DONE, error_event, event, merge, sse_response
 from .state import ServerState, require_api_key, state_of
@@ -48,10 +52,13 @@ class GenerateRequest(BaseModel):
     input_ids: list[int] | list[list[int]] | None = None
     # validated strictly by parse_sampling_params; documented with SamplingParams' fields
     sampling_params: dict[str, Any] = Field(default_factory=dict, json_schema_extra={
-        "properties": _PARAMS.json_schema()["properties"], "additionalProperties": False})
+        "properties": {**_PARAMS.json_schema()["properties"], **SGLANG_FIELDS},
+        "additionalProperties": False})
     stream: bool = False
     return_logprob: bool = False
-    top_logprobs_num: int = 0
+    top_logprobs_num: int | None = None
+    logprob_start_len: int | None = None  # -1 or unset: output tokens only (see native_sglang)
+    return_text_in_logprobs: bool = False  # token texts are always returned
     rid: str | None = Field(default=None, json_schema_extra={  # checked by check_client_id
         "pattern": "^[A-Za-z0-9._:\\-]{1,256}$"})
 
@@ -114,20 +121,27 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
     rid = check_client_id(body.rid) if body.rid is not None else new_id("gen")
-    base = parse_sampling_params(body.sampling_params, body.return_logprob, body.top_logprobs_num)
+    data, extras = split_extras(body.sampling_params)
+    base = parse_sampling_params(data, body.return_logprob, body.top_logprobs_num or 0)
+    if extras.stop_regex and body.stream:
+        raise APIError(400, "sampling_params.stop_regex: not supported with stream",
+                       "sampling_params.stop_regex")
     st.limits.check_n(base.n, "sampling_params.n")
     num_prompts, field = _num_prompts(body)
     st.limits.check_batch(num_prompts, base.n, field)
     prompts = await asyncio.to_thread(_prompts, st, body)
     params = [st.dispatcher.fit(base, base.max_new_tokens, len(ids)) for ids in prompts]
+    starts = [_logprob_start(body, extras, len(ids)) for ids in prompts]
     blame = base.constraint[0] if base.constraint else None
     jobs = await st.dispatcher.start_all(
         prompts, params, group=rid, endpoint="generate", id_param="rid",
         rename={k: f"sampling_params.{k}" for k in _FIELDS},
-        constraint_param=f"sampling_params.{blame}" if blame else None, arrival=arrival)
+        constraint_param=f"sampling_params.{blame}" if blame else None, arrival=arrival,
+        prefill_only=extras.prefill_only, logprob_starts=[None if s is None else max(1, s) for s in starts])
+    shape = _Shape(st, body.return_logprob, extras, starts)
     single = len(prompts) == 1 and base.n == 1
     if body.stream:
-        return sse_response(_stream(jobs, arrival), {"X-Request-Id": rid},
+        return sse_response(_stream(jobs, arrival, shape), {"X-Request-Id": rid},
                             lambda: [job.close() for job in jobs])
     try:
         outs = await until_disconnected(request, _results(jobs))
@@ -136,7 +150,7 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
             job.close()
     if outs is None:
         return Response(status_code=499)
-    items = [_item(o, c, arrival) for o in outs for c in o.outputs]
+    items = [_item(o, c, arrival, shape, p) for p, o in enumerate(outs) for c in o.outputs]
     return JSONResponse(items[0] if single else items, headers={"X-Request-Id": rid})
 
 
@@ -147,29 +161,62 @@ async def _results(jobs: list[Job]) -> list[RequestOutput]:
         raise APIError(500, str(e)) from None
 
 
-def _meta(out: RequestOutput, c: EngineCompletion | None, arrival: float) -> dict[str, Any]:
-    meta: dict[str, Any] = {"id": out.request_id, "prompt_tokens": out.num_prompt_tokens,
-                            "cached_tokens": out.num_cached_tokens}
-    if c is not None:
+def _logprob_start(body: GenerateRequest, extras: NativeExtras, num_prompt: int) -> int | None:
+    """First prompt position whose logprob is answered (None: none). 400 for a bad value."""
+    start = body.logprob_start_len
+    if start is not None and start < -1:
+        raise APIError(400, "logprob_start_len: must be -1 or a prompt position", "logprob_start_len")
+    if not body.return_logprob:
+        return None
+    if start is None or start == -1:
+        return 0 if extras.prefill_only else None
+    return start if start < num_prompt else None
+
+
+@dataclass(slots=True)
+class _Shape:
+    """How a request's completions are answered: logprobs asked for, SGLang extras, and each
+    prompt's first logprob position."""
+
+    st: ServerState
+    return_logprob: bool
+    extras: NativeExtras
+    starts: list[int | None]
+
+    def meta(self, out: RequestOutput, c: EngineCompletion | None, arrival: float,
+             prompt_index: int) -> dict[str, Any]:
+        meta: dict[str, Any] = {"id": out.request_id, "prompt_tokens": out.num_prompt_tokens,
+                                "cached_tokens": out.num_cached_tokens}
+        if c is None:
+            return meta
         meta["completion_tokens"] = len(c.token_ids)
-        meta["finish_reason"] = {"type": c.finish_reason, "matched": c.matched_stop}
+        meta["finish_reason"] = {"type": "length", "length": 0} if self.extras.prefill_only \
+            else finish_reason(c, len(c.token_ids))
         meta["e2e_latency"] = round(time.perf_counter() - arrival, 6)
-        meta.update(native_logprobs(c.logprobs))
-    return meta
+        if self.return_logprob:
+            meta.update({"output_token_logprobs": [], "output_top_logprobs": [],
+                         "input_token_logprobs": [], "input_top_logprobs": []})
+            meta.update(native_logprobs(c.logprobs))
+            start = self.starts[prompt_index]
+            if start is not None:
+                meta.update(input_logprobs(out, start, self.st.engine.tokenizer.decode))
+        return meta
 
 
-def _item(out: RequestOutput, c: EngineCompletion, arrival: float) -> dict[str, Any]:
+def _item(out: RequestOutput, c: EngineCompletion, arrival: float, shape: _Shape,
+          prompt_index: int) -> dict[str, Any]:
+    c = cut_at_stop_regex(c, shape.extras.stop_regex, shape.st.engine.tokenizer.decode)
     return {"text": c.text, "output_ids": c.token_ids, "index": c.index,
-            "meta_info": _meta(out, c, arrival)}
+            "meta_info": shape.meta(out, c, arrival, prompt_index)}
 
 
-async def _stream(jobs: list[Job], arrival: float) -> AsyncIterator[str]:
+async def _stream(jobs: list[Job], arrival: float, shape: _Shape) -> AsyncIterator[str]:
     async def one(p: int, job: Job) -> AsyncIterator[str]:
         texts: dict[int, str] = {}
         async for d in job.events():
             if d.output is not None:
                 for c in d.output.outputs:
-                    item = _item(d.output, c, arrival)
+                    item = _item(d.output, c, arrival, shape, p)
                     item["delta"] = c.text[len(texts.get(c.index, "")):]
                     yield event({**item, "prompt_index": p})
             elif d.text:

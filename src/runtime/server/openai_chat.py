@@ -1,8 +1,8 @@
 """`POST /v1/chat/completions`: messages through the model's chat template, tools, streaming.
 
 Stream shape (as OpenAI and vLLM send it): per choice a first chunk `{"role": "assistant",
-"content": ""}`; content deltas; a tool call as one delta carrying its id, name and complete
-arguments; per choice a last chunk with `finish_reason` (and the choice's logprobs); with
+"content": ""}`; content deltas; a tool call as a first delta carrying its index, id, type,
+name and `arguments: ""`, then deltas with argument fragments as they are generated; per choice a last chunk with `finish_reason` (and the choice's logprobs); with
 `stream_options.include_usage` a final chunk with `choices: []` and `usage`; then `[DONE]`.
 """
 
@@ -24,13 +24,13 @@ from .logprobs import chat_logprobs
 from .protocol import ChatCompletionRequest
 from .protocol_out import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
                            ChatCompletionChunk, ChatDelta, ChoiceLogprobs, FunctionCallOut,
-                           ToolCallDelta, ToolCallOut, Usage, new_id)
+                           ToolCallDelta, Usage, new_id)
 from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
 from .sse import DONE, error_event, event, sse_response
 from .state import ServerState, require_api_key, state_of
 from .custom_tools import CustomCallPlan, custom_call, first_delta, input_delta, plan_custom
 from .tool_calls import ToolPlan, messages_for_template, plan_tools
-from .tool_parser import ToolCallParser, split_tool_calls
+from .tool_parser import ArgsDelta, CallStart, ToolCallParser, split_tool_calls
 
 router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 
@@ -47,7 +47,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     custom = custom if custom and custom.name else None  # a custom tool is to be called
     ids = await asyncio.to_thread(lambda: st.dispatcher.encode(*_prompt(st, body, plan)))
     max_tokens, field = requested_max_tokens(body)
-    params = st.dispatcher.fit(build_params(body, max_tokens, plan.structural_tag,
+    params = st.dispatcher.fit(build_params(body, max_tokens, plan.grammar_tag(),
                                             custom.constraint if custom else None),
                                max_tokens, len(ids))
     if plan.parse and _marker_is_special(st, plan.markers[0]):
@@ -135,7 +135,7 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
         choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
         return event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice]))
 
-    def pieces(index: int, events: list[str | ToolCallOut]) -> list[str]:
+    def pieces(index: int, events: list[str | CallStart | ArgsDelta]) -> list[str]:
         out = []
         if custom:  # the whole completion is the call's input
             num_calls[index] = 1
@@ -144,10 +144,12 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
             if isinstance(ev, str):
                 out.append(chunk(index, ChatDelta(content=ev)))
                 continue
-            call = ToolCallDelta(index=num_calls[index], id=ev.id, type="function",
-                                 function=FunctionCallOut(name=ev.function.name,
-                                                          arguments=ev.function.arguments))
-            num_calls[index] += 1
+            if isinstance(ev, CallStart):
+                call = ToolCallDelta(index=ev.index, id=ev.id, type="function",
+                                     function=FunctionCallOut(name=ev.name, arguments=""))
+                num_calls[index] += 1
+            else:
+                call = ToolCallDelta(index=ev.index, function=FunctionCallOut(arguments=ev.text))
             out.append(chunk(index, ChatDelta(tool_calls=[call])))
         return out
 

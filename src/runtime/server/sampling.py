@@ -14,6 +14,7 @@ from typing import Any
 from ..sampling_params import SamplingParams
 from .errors import APIError, bad_value
 from .protocol import ChatCompletionRequest, CompletionRequest, ResponseFormat, StructuredOutputs
+from .schema_closing import close_schema
 
 # SamplingParams field -> the OpenAI request field a client wrote.
 RENAME = {"max_new_tokens": "max_tokens", "min_new_tokens": "min_tokens",
@@ -36,8 +37,8 @@ def requested_max_tokens(req: ChatCompletionRequest | CompletionRequest) -> tupl
 
 
 def response_format_schema(fmt: ResponseFormat | None) -> dict[str, Any] | bool | None:
-    """The JSON schema a `response_format` asks for (None for plain text). Every schema is
-    enforced exactly by the grammar, `strict` or not."""
+    """The JSON schema a `response_format` asks for (None for plain text), its objects closed
+    as `schema_closing` says (every object, all properties required, under `strict`)."""
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
@@ -45,7 +46,7 @@ def response_format_schema(fmt: ResponseFormat | None) -> dict[str, Any] | bool 
     if fmt.json_schema is None or fmt.json_schema.schema_ is None:
         raise APIError(400, "response_format.json_schema.schema: required when type is "
                        "'json_schema'", "response_format.json_schema.schema")
-    return fmt.json_schema.schema_
+    return close_schema(fmt.json_schema.schema_, bool(fmt.json_schema.strict))
 
 
 def structured_outputs_constraint(so: StructuredOutputs | None) -> tuple[str, Any] | None:
@@ -67,8 +68,6 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
     """SamplingParams for a request. When `max_tokens` is None, max_new_tokens is a
     placeholder until `Dispatcher.fit` knows the room left after the prompt.
     `tool_constraint` is a custom tool's input constraint, ("grammar" | "regex", text)."""
-    if req.logit_bias:
-        raise APIError(400, "logit_bias: not supported by this server", "logit_bias")
     if isinstance(req, CompletionRequest):
         if req.suffix:
             raise APIError(400, "suffix: not supported by this server", "suffix")
@@ -96,7 +95,7 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
         "logprobs": logprobs, "top_logprobs": top, "ignore_eos": req.ignore_eos,
         "stop_token_ids": req.stop_token_ids or [], "skip_special_tokens": req.skip_special_tokens,
         "min_new_tokens": req.min_tokens or 0, "token_healing": req.token_healing,
-        "close_on_budget": req.close_on_budget,
+        "close_on_budget": req.close_on_budget, "logit_bias": _logit_bias(req.logit_bias),
     }
     for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
                  "frequency_penalty", "presence_penalty"):
@@ -111,6 +110,17 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
         if isinstance(req, CompletionRequest) and str(e).startswith("top_logprobs"):
             raise APIError(400, f"logprobs: {str(e).partition(': ')[2]}", "logprobs") from None
         raise bad_value(e if isinstance(e, ValueError) else ValueError(str(e)), RENAME) from None
+
+
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+    """OpenAI's logit_bias (token ids as JSON keys, so strings) with integer keys; 400 for a
+    key that is not a token id. The values are range-checked by SamplingParams."""
+    out = {}
+    for key, value in (bias or {}).items():
+        if not key.isdigit():
+            raise APIError(400, f"logit_bias: key {key!r} is not a token id", "logit_bias")
+        out[int(key)] = value
+    return out
 
 
 def constraint_param(params: SamplingParams) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from .errors import APIError
 from .protocol import NamedToolChoice, Tool, ToolChoice
+from .schema_closing import close_schema
 
 EMPTY_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -40,6 +41,17 @@ class ToolPlan:
     markers: tuple[str, str] | None = None
     names: frozenset[str] = frozenset()
     choice: str = "none"
+    strict: tuple[bool, ...] = ()  # per structure: its tool's `function.strict`
+
+    def grammar_tag(self) -> dict[str, Any] | None:
+        """The structural tag the grammar enforces: each tool's schema with its objects
+        closed (`schema_closing`: all of them, every property required, under strict)."""
+        if self.structural_tag is None:
+            return None
+        strict = list(self.strict) + [False] * len(self.structural_tag["structures"])
+        structures = [{**st, "schema": close_schema(st["schema"], strict[i])}
+                      for i, st in enumerate(self.structural_tag["structures"])]
+        return {**self.structural_tag, "structures": structures}
 
 
 def call_structure(tool: Tool, markers: tuple[str, str]) -> dict[str, Any]:
@@ -84,7 +96,8 @@ def plan_tools(tools: list[Tool] | None, tool_choice: ToolChoice | None,
     tag = {"triggers": [markers[0]], "structures": [call_structure(t, markers) for t in selected],
            "mode": mode}
     return ToolPlan(rendered, tag, True, markers, frozenset(t.function.name for t in selected),
-                    "named" if isinstance(choice, NamedToolChoice) else choice)
+                    "named" if isinstance(choice, NamedToolChoice) else choice,
+                    tuple(bool(t.function.strict) for t in selected))
 
 
 def messages_for_template(messages: list[Any]) -> list[dict[str, Any]]:

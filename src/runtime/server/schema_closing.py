@@ -1,0 +1,58 @@
+"""Closing the objects of a JSON schema before it becomes a grammar (OpenAI's routes).
+
+Default (as xgrammar-backed servers do, its `strict_mode`): an object schema that lists
+`properties` and says nothing about extra keys (`additionalProperties`, `patternProperties`,
+`unevaluatedProperties`) takes no undeclared keys, so the model cannot invent keys. An object
+without `properties` (`{"type": "object"}`, json_object mode) stays open; a schema that
+allows extra keys keeps them.
+
+`strict: true` (response_format.json_schema.strict, tools' function.strict), as OpenAI
+enforces it: every object is closed, `properties` or not, and every property is required.
+
+Schemas under `allOf` (and objects combining their own keys with `allOf`) are left as they
+are: closing each part would refuse the keys the other parts declare.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_EXTRA_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "dependentSchemas", "patternProperties")
+_SUBSCHEMAS = ("items", "additionalItems", "contains", "not", "if", "then", "else",
+               "additionalProperties", "propertyNames", "unevaluatedItems")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+
+
+def close_schema(schema: Any, strict: bool = False) -> Any:
+    """A copy of `schema` with its objects closed (see the module docstring); the input is
+    not modified. Non-dict schemas (`true`, `false`) come back as they are."""
+    out = copy.deepcopy(schema)
+    _close(out, strict)
+    return out
+
+
+def _is_object(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node
+
+
+def _close(node: Any, strict: bool) -> None:
+    if not isinstance(node, dict):
+        return
+    if _is_object(node) and "allOf" not in node and not any(k in node for k in _EXTRA_KEYS):
+        if strict or "properties" in node:
+            node["additionalProperties"] = False
+    if strict and isinstance(node.get("properties"), dict):
+        node["required"] = list(node["properties"])
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            for sub in node[key].values():
+                _close(sub, strict)
+    for key in _SUBSCHEMAS:
+        _close(node.get(key), strict)
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(node.get(key), list):
+            for sub in node[key]:
+                _close(sub, strict)
