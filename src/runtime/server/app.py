@@ -101,6 +101,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.api_key is None:
         log.warning("no --api-key: every route, /flush_cache and /abort included, is open to "
                     "anyone who can reach %s:%d", args.host, args.port)
+    if len(args.models) > 1:
+        return _serve_models(args, limits)
     t0 = time.perf_counter()
     engine = Engine(**engine_options(args))
     app = create_app(engine, model_name=args.served_model_name,
@@ -135,3 +137,29 @@ def _exit_when_engine_dies(engine: Engine, server: uvicorn.Server) -> None:
             server.should_exit = True
             return
         time.sleep(0.5)
+
+
+def _serve_models(args: argparse.Namespace, limits: Limits) -> int:
+    """`tines serve --model A --model B ...`: each model loaded on first use (model_set.py)."""
+    from ..engine.engine import Engine
+    from .model_set import ModelSet, ModelSetApp, served_name
+
+    def make_app(name: str, model: str | None) -> tuple[Engine, FastAPI]:
+        engine = Engine(**{**engine_options(args), "model": model})
+        return engine, create_app(engine, model_name=name, api_key=args.api_key, limits=limits)
+
+    models = ModelSet({served_name(m): m for m in args.models}, make_app, args.max_loaded_models)
+    app = ModelSetApp(models, args.api_key, limits.max_body)
+    log.info("serving %s (at most %d loaded at once) on http://%s:%d", sorted(models.models),
+             args.max_loaded_models, args.host, args.port)
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level="info",
+                            timeout_graceful_shutdown=args.shutdown_timeout + 10,
+                            timeout_keep_alive=5, lifespan="on")
+    server = _Server(config, args.shutdown_timeout, lambda: sum(
+        e.app.state.tines.dispatcher.abort_all() for e in list(models.loaded.values())))
+    try:
+        server.run()
+    except SystemExit as e:
+        models.shutdown()
+        return int(e.code or 1)
+    return 0 if server.started else 1

@@ -8,7 +8,12 @@ from .limits import Limits
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="a path or known name (default: the default model)")
+    p.add_argument("--model", action="append", default=None,
+                   help="a path or known name (default: the default model); give it several "
+                        "times to serve several models, chosen by each request's `model`")
+    p.add_argument("--max-loaded-models", type=int, default=2,
+                   help="with several --model: most engines loaded at once; loading another "
+                        "unloads the least recently used idle one")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=30000)
     p.add_argument("--api-key", default=None,
@@ -62,6 +67,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 def check_serve_args(args: argparse.Namespace) -> Limits:
     """The per-request limits the flags ask for. ValueError naming the flag for a bad limit
     or an empty `--api-key` (which would silently serve without authentication)."""
+    if isinstance(args.model, list) or not hasattr(args, "models"):  # once, from the flags
+        args.models = args.model if isinstance(args.model, list) else [args.model]
+        args.model = args.models[0]
+    if args.max_loaded_models < 1:
+        raise ValueError("--max-loaded-models: must be >= 1")
     if args.api_key is not None and not args.api_key.strip():
         raise ValueError("--api-key: empty; give a non-empty key, or leave the flag out to "
                          "serve without authentication")
@@ -70,7 +80,8 @@ def check_serve_args(args: argparse.Namespace) -> Limits:
 
 def engine_options(args: argparse.Namespace) -> dict:
     """Engine keyword arguments from `tines serve` flags."""
-    return dict(model=args.model, weights=args.weights, compile=args.compile,
+    model = args.model[0] if isinstance(args.model, list) else args.model
+    return dict(model=model, weights=args.weights, compile=args.compile,
                 kv_tokens=args.kv_tokens, max_running=args.max_running,
                 schedule_policy=args.schedule_policy, disable_radix_cache=args.disable_radix_cache,
                 chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue,

@@ -1,0 +1,55 @@
+"""Several models behind one `tines serve`, chosen by the request's `model`, loaded on first
+use, the least recently used one unloaded past --max-loaded-models."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import httpx
+
+from tests.server.live_server import start_serve_process
+
+
+def _loaded(url: str) -> dict[str, bool]:
+    return {m["id"]: m["loaded"] for m in httpx.get(url + "/v1/models").json()["data"]}
+
+
+def test_three_models_two_loaded_openai_client_by_name(tiny_model_dir, tmp_path):
+    dirs = []
+    for name in ("tiny-a", "tiny-b", "tiny-c"):
+        shutil.copytree(tiny_model_dir, tmp_path / name)
+        dirs += ["--model", str(tmp_path / name)]
+    proc, url = start_serve_process(*dirs, "--max-loaded-models", "2", "--no-compile",
+                                    "--kv-tokens", "2048")
+    try:
+        import openai
+
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        assert _loaded(url) == {"tiny-a": False, "tiny-b": False, "tiny-c": False}
+        answers: dict[str, str] = {}
+
+        def ask(model: str) -> None:
+            r = client.chat.completions.create(model=model, max_tokens=6, temperature=0,
+                                               messages=[{"role": "user", "content": "Hello"}])
+            answers[model] = r.choices[0].message.content
+
+        threads = [threading.Thread(target=ask, args=(m,)) for m in ("tiny-a", "tiny-b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert answers["tiny-a"] == answers["tiny-b"]  # the same weights, greedy
+        assert _loaded(url) == {"tiny-a": True, "tiny-b": True, "tiny-c": False}
+        ask("tiny-b")  # b is now the most recently used: loading c unloads a
+        ask("tiny-c")
+        assert answers["tiny-c"] == answers["tiny-a"]
+        assert _loaded(url) == {"tiny-a": False, "tiny-b": True, "tiny-c": True}
+        native = httpx.post(url + "/generate", timeout=120, json={
+            "model": "tiny-c", "text": "Hello", "sampling_params": {"max_new_tokens": 2}})
+        assert native.status_code == 200 and native.json()["meta_info"]["completion_tokens"] == 2
+        missing = httpx.post(url + "/v1/completions", json={"model": "nope", "prompt": "x"})
+        assert missing.status_code == 404 and missing.json()["error"]["param"] == "model"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
