@@ -6,7 +6,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from ...grammar import GrammarCompiler, GrammarSpec, TokenVocabulary
+from ...grammar import GrammarSpec, TokenVocabulary
+from ...grammar.backends import make_compiler
 from ..sampling_params import SamplingParams
 from ..tokenizer.tokenizer import Tokenizer
 
@@ -17,11 +18,16 @@ SUBMIT_WAIT_SECONDS = 0.05
 
 
 class GrammarBridge:
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int):
+    """`backend` picks the grammar engine (`grammar/backends/`: "tines", "outlines",
+    "llguidance", "xgrammar"); every one compiles to matchers the engine drives alike."""
+
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int, backend: str = "tines"):
         self.vocab = TokenVocabulary.from_token_strings(
             tokenizer.token_strings(), tokenizer.kind, tokenizer.special_token_ids,
             tokenizer.eos_token_ids, vocab_size)
-        self.compiler = GrammarCompiler(self.vocab)
+        self.backend = backend
+        self.compiler = make_compiler(
+            backend, self.vocab, lambda text: tokenizer.encode(text, add_special_tokens=False))
 
     def compile_async(self, params: SamplingParams) -> Future:
         """A Future of the CompiledGrammar. Raises ValueError (GrammarError,
