@@ -210,5 +210,10 @@ def test_engine_decodes_with_the_backend(tiny_model_dir, backend):
         [out] = engine.generate(["x"], SamplingParams(choices=["alpha", "beta"], n=3,
                                                       temperature=1.0, seed=1))
         assert {c.text for c in out.outputs} <= {"alpha", "beta"}
+        # Token healing (the DSL's default) with this backend: the prompt's last token is
+        # re-spelled exactly, then the grammar takes over.
+        out = engine.generate("The answer is ", SamplingParams(
+            regex=r"(yes|no|maybe)!{2,4}", temperature=1.0, seed=2, token_healing=True))
+        assert re.fullmatch(r"(yes|no|maybe)!{2,4}", out.outputs[0].text), out.outputs[0].text
     finally:
         engine.shutdown()

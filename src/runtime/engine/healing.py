@@ -160,6 +160,8 @@ class HealingMatcher:
     def _grammar_allows(self, extra: bytes) -> bool:
         if self.inner is None:
             return True
+        if not hasattr(self.inner, "grammar") or not hasattr(self.inner.grammar, "automaton"):
+            return False  # another backend's matcher: only tokens that re-spell exactly
         aut = self.inner.grammar.automaton
         state = aut.walk(self.inner.state, extra)
         return state != DEAD and aut.is_live(state)
