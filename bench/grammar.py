@@ -228,16 +228,9 @@ def bench_llguidance(vocab, schema, ids, repeat, encode):
     import llguidance
     import llguidance.numpy
 
-    class _Tok:
-        eos_token_id = min(vocab.eos_token_ids)
-        bos_token_id = None
-        tokens = [b if b is not None else b"<special>" for b in vocab.token_bytes]
-        special_token_ids = [i for i, b in enumerate(vocab.token_bytes) if b is None]
+    from tines.grammar.backends.llguidance import make_tokenizer
 
-        def __call__(self, s):
-            return encode(s)
-
-    lltok = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tok()))
+    lltok = make_tokenizer(vocab, encode)
     grammar = llguidance.LLMatcher.grammar_from_json_schema(
         json.dumps(schema), defaults={"whitespace_flexible": False})
     compile_ms = []

@@ -79,21 +79,6 @@ def bench_tines(vocab, text: str, all_ids: list[list[int]], repeat: int) -> dict
             "states": g.automaton.num_states}
 
 
-def llguidance_tokenizer(vocab, encode):
-    import llguidance
-
-    class _Tok:
-        eos_token_id = min(vocab.eos_token_ids)
-        bos_token_id = None
-        tokens = [b if b is not None else b"<special>" for b in vocab.token_bytes]
-        special_token_ids = [i for i, b in enumerate(vocab.token_bytes) if b is None]
-
-        def __call__(self, s):
-            return encode(s)
-
-    return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tok()))
-
-
 def bench_llguidance(lltok, vocab, text: str, all_ids: list[list[int]], repeat: int) -> dict:
     import llguidance
     import llguidance.numpy
@@ -134,7 +119,9 @@ def main() -> int:
     VocabTrie.of(vocab)
     compile_cfg('start: "a"\n', vocab)  # process-wide one-time set-up (regex classes)
     try:
-        lltok = llguidance_tokenizer(vocab, encode)
+        from tines.grammar.backends.llguidance import make_tokenizer
+
+        lltok = make_tokenizer(vocab, encode)
     except ImportError as e:
         lltok = None
         print(f"llguidance skipped: {e}")

@@ -102,24 +102,6 @@ class Int8Weight:
         return tuple(self.q.shape)
 
     @classmethod
-    def _from_q4_k(cls, raw: np.ndarray, n: int, k: int) -> Int4Weight:
-        # Super-block (144 bytes): d f16, dmin f16, 12 bytes of packed 6-bit scales and mins,
-        # 128 bytes of nibbles: byte i of chunk c (32 bytes) holds element i of group 2c in
-        # its low nibble and of group 2c+1 in its high nibble.
-        blocks = np.ascontiguousarray(raw).reshape(n, k // 256, 144)
-        d = blocks[..., 0:2].copy().view(np.float16).astype(np.float32)  # (n, S, 1)
-        dmin = blocks[..., 2:4].copy().view(np.float16).astype(np.float32)
-        packed = blocks[..., 4:16].reshape(n, k // 256, 3, 4)
-        lo, mid, hi = packed[..., 0, :], packed[..., 1, :], packed[..., 2, :]
-        sc = np.concatenate((lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)), axis=-1)  # (n, S, 8)
-        mins = np.concatenate((mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)), axis=-1)
-        nibbles = blocks[..., 16:].reshape(n, k // 256, 4, 1, 32)
-        q = (nibbles >> np.array([0, 4], dtype=np.uint8).reshape(2, 1)) & 0x0F  # (n, S, 4, 2, 32)
-        scale = torch.from_numpy((d * sc).reshape(n, k // GROUP))
-        offset = torch.from_numpy((dmin * mins).reshape(n, k // GROUP))
-        return cls(torch.from_numpy(q.reshape(n, k).astype(np.uint8)), scale, 8 * scale - offset)
-
-    @classmethod
     def from_float(cls, w: torch.Tensor) -> Int8Weight:
         w = w.float()
         scale = (w.abs().amax(-1) / 127).clamp(min=1e-12)
