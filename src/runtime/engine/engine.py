@@ -202,8 +202,11 @@ class Engine:
         return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
 
     async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
-        reqs = self._continuations(prefix, continuations)
-        handles = self._submit_scoring(reqs, asyncio.get_running_loop())
+        """`score` for asyncio callers: tokenizing and submitting run on a worker thread, so
+        a long prompt never stalls the caller's event loop."""
+        loop = asyncio.get_running_loop()
+        reqs = await asyncio.to_thread(self._continuations, prefix, continuations)
+        handles = await asyncio.to_thread(self._submit_scoring, reqs, loop)
         outs = await asyncio.gather(*(h.aresult() for h in handles))
         return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
 
