@@ -83,7 +83,7 @@ test-latest:
 		--upgrade-strategy eager $(TORCH) -e '.[test,bench]'
 	.venv-latest/bin/python -m pip install --disable-pip-version-check -q --upgrade --no-deps \
 		$$(sed -n 's/==.*//p' $(NODEPS))
-	.venv-latest/bin/python requirements/drift.py $(DEV_LOCK)
+	.venv-latest/bin/python requirements/drift.py $(DEV_LOCK) $(NODEPS)
 	.venv-latest/bin/tines pull
 	.venv-latest/bin/pytest -q
 

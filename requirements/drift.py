@@ -1,4 +1,4 @@
-"""Print how the installed packages differ from a lock: `python requirements/drift.py LOCK`.
+"""Print how the installed packages differ from the locks: `python requirements/drift.py LOCK...`.
 
 `make test-latest` runs it before the suite, so a failure there comes with the versions that
 moved since the lock (the names to look at first)."""
@@ -24,12 +24,12 @@ def canonical(name: str) -> str:
 
 
 def main() -> None:
-    locked = locked_versions(sys.argv[1])
+    locked = {name: v for path in sys.argv[1:] for name, v in locked_versions(path).items()}
     installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
     moved = [(n, v, installed[n]) for n, v in sorted(locked.items())
              if n in installed and installed[n].split("+")[0] != v.split("+")[0]]
     new = sorted(set(installed) - set(locked) - {"tines", "pip"})
-    print(f"drift from {sys.argv[1]}: {len(moved)} moved, {len(new)} not in the lock")
+    print(f"drift from {' '.join(sys.argv[1:])}: {len(moved)} moved, {len(new)} not in the locks")
     for name, old, now in moved:
         print(f"  {name:32s} {old:>14s} -> {now}")
     for name in new:
