@@ -161,25 +161,31 @@ class VocabTrie:
                 if hit.any():
                     stopped.extend((d, i) for i in idx[hit].tolist())
                     idx, st = idx[~hit], st[~hit]
-            tok = self.token[d][idx]
-            ends = tok >= 0
-            if ends.any():
-                e_st = st[ends]
-                unknown = np.unique(e_st[aut.live[e_st] < 0])
-                for s in unknown.tolist():
-                    aut.is_live(s)
-                ok = aut.live[e_st] == 1
-                ids.append(tok[ends][ok])
-                states.append(e_st[ok])
-                if self.extra:
-                    for node, s in zip(idx[ends][ok].tolist(), e_st[ok].tolist()):
-                        for t in self.extra.get((d, node), ()):
-                            ids.append(np.array([t]))
-                            states.append(np.array([s]))
+            self._collect_ends(aut, d, idx, st, ids, states)
         if not ids:
             empty = np.zeros(0, dtype=np.int64)
             return Walk(empty, empty, stopped)
         return Walk(np.concatenate(ids), np.concatenate(states), stopped)
+
+    def _collect_ends(self, aut: Automaton, d: int, nodes: np.ndarray, node_states: np.ndarray,
+                      ids: list, states: list) -> None:
+        """Record the tokens that end at level-`d` `nodes` (reached in `node_states`) whose
+        end state is live, with those states (plus tokens sharing a node, in `extra`)."""
+        tok = self.token[d][nodes]
+        ends = tok >= 0
+        if not ends.any():
+            return
+        e_st = node_states[ends]
+        for s in np.unique(e_st[aut.live[e_st] < 0]).tolist():
+            aut.is_live(s)
+        ok = aut.live[e_st] == 1
+        ids.append(tok[ends][ok])
+        states.append(e_st[ok])
+        if self.extra:
+            for node, s in zip(nodes[ends][ok].tolist(), e_st[ok].tolist()):
+                for t in self.extra.get((d, node), ()):
+                    ids.append(np.array([t]))
+                    states.append(np.array([s]))
 
     def _walk_dense(self, aut: Automaton, d: int, idx: np.ndarray, st: np.ndarray,
                     stop: StopTest | None, ids: list, states: list,
@@ -204,21 +210,7 @@ class VocabTrie:
                     stopped.extend((d, i) for i in alive[hit].tolist())
                     nxt[alive[hit]] = 0
                     alive = alive[~hit]
-            tok = self.token[d][alive]
-            ends = tok >= 0
-            if ends.any():
-                e_st = nxt[alive[ends]]
-                unknown = np.unique(e_st[aut.live[e_st] < 0])
-                for s in unknown.tolist():
-                    aut.is_live(s)
-                ok = aut.live[e_st] == 1
-                ids.append(tok[ends][ok])
-                states.append(e_st[ok])
-                if self.extra:
-                    for node, s in zip(alive[ends][ok].tolist(), e_st[ok].tolist()):
-                        for t in self.extra.get((d, node), ()):
-                            ids.append(np.array([t]))
-                            states.append(np.array([s]))
+            self._collect_ends(aut, d, alive, nxt[alive], ids, states)
             if len(alive) <= _NARROW:
                 if len(alive):
                     self._walk_narrow(aut, d, alive, nxt[alive], stop, ids, states, stopped)
