@@ -36,6 +36,8 @@ class RequestOutput:
     outputs: list[Completion]
     num_cached_tokens: int = 0  # prompt tokens found in the radix cache
     prompt_logprobs: list[TokenLogprob | None] | None = None  # None for the first token
+    # A scoring request's branches (engine/branches.py): each one's token logprobs
+    branch_logprobs: list[list[TokenLogprob]] | None = None
 
     @property
     def text(self) -> str:

@@ -114,4 +114,4 @@ def test_run_batch_of_32_prefills_the_shared_prefix_once(backend, default_engine
     # choices: nowhere near 32 x the prefix.
     assert shared_tokens > 250
     assert used["computed"] <= shared_tokens + 2 * own + 32 * 2
-    assert used["hits"] >= 32 * 2 * (shared_tokens - 1)  # every choice of every item hit it
+    assert used["hits"] >= 32 * (shared_tokens - 1)  # every item's select (one request) hit it

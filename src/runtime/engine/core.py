@@ -32,6 +32,7 @@ import torch
 from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forward
 from ..sampling_params import SamplingParams
 from .admission import Admission
+from .branches import record_branch_logprobs
 from .config import EngineConfig
 from .handle import RequestError
 from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
@@ -182,8 +183,13 @@ class EngineCore:
             return False
         for c in chunks:
             self._left_queue(c.seq.request)
+        branches = [c for c in chunks if c.context is not None]
         t0 = time.perf_counter()
-        chunks, out = self.runner.run(chunks)
+        try:
+            chunks, out = self.runner.run(chunks)
+        finally:  # a branch's slots are its step's alone, whatever happens in the forward
+            for c in branches:
+                self.scheduler.free_branch(c)
         self.counters.forward_seconds += time.perf_counter() - t0
         self.counters.steps += 1
         for c in chunks:
@@ -192,6 +198,8 @@ class EngineCore:
                 self.counters.prefill_tokens_computed += c.length
             else:
                 self.counters.decode_tokens_computed += 1
+        if branches:
+            chunks = [c for c in chunks if c.context is None]
         for c in chunks:
             rows = out.prompt_rows.get(id(c.seq))
             if rows is not None:
@@ -203,7 +211,11 @@ class EngineCore:
             if c.length > 1:
                 self.scheduler.cache_computed(c.seq)
             if c.reaches_end and c.seq.request.prefill_only:
-                self._finish(c.seq, "stop")
+                if c.seq.request.branches is not None:
+                    self._isolated(c.seq.request, "branch logprobs", record_branch_logprobs,
+                                   c.seq.request, c.seq, out, branches, self.sampler)
+                if self._live(c.seq):
+                    self._finish(c.seq, "stop")
         self._sample(chunks, out)
         for req in {id(c.seq.request): c.seq.request for c in chunks}.values():
             self._isolated(req, "output", self._emit, req)

@@ -32,6 +32,7 @@ from ..models.registry import resolve_model
 from ..outputs import RequestOutput, StreamDelta
 from ..sampling_params import SamplingParams
 from .admission import Admission, QueueFullError
+from .branches import BranchPlan, branch_chunk_len, branch_scores, plan_branches
 from .build import build_core
 from .config import EngineConfig
 from .core import EngineCore
@@ -195,20 +196,28 @@ class Engine:
                 self.abort(handle.request_id)
 
     def score(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
-        """Each continuation's token logprobs given the prefix. All are submitted together:
-        the prefix is computed once and the others extend it from the radix cache."""
+        """Each continuation's token logprobs given the prefix, as one request (branches.py):
+        the tokens they share are computed once and each one's own tokens extend them in the
+        same step."""
         reqs = self._continuations(prefix, continuations)
-        handles = self._submit_scoring(reqs)
-        return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
+        plan = plan_branches(reqs)
+        if plan is None:
+            handles = self._submit_scoring(reqs)
+            return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
+        return branch_scores(self._submit_branched(plan, reqs).result(), plan)
 
     async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
         """`score` for asyncio callers: tokenizing and submitting run on a worker thread, so
         a long prompt never stalls the caller's event loop."""
         loop = asyncio.get_running_loop()
         reqs = await asyncio.to_thread(self._continuations, prefix, continuations)
-        handles = await asyncio.to_thread(self._submit_scoring, reqs, loop)
-        outs = await asyncio.gather(*(h.aresult() for h in handles))
-        return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
+        plan = plan_branches(reqs)
+        if plan is None:
+            handles = await asyncio.to_thread(self._submit_scoring, reqs, loop)
+            outs = await asyncio.gather(*(h.aresult() for h in handles))
+            return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
+        handle = await asyncio.to_thread(self._submit_branched, plan, reqs, loop)
+        return branch_scores(await handle.aresult(), plan)
 
     def score_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
         """Each scored continuation's own tokens after only the start-of-document token: rows
@@ -228,6 +237,21 @@ class Engine:
         """Prefill-only requests (ids, first scored position), submitted together."""
         return self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
                                  prefill_only=True, logprob_starts=[s for _, s in reqs], loop=loop)
+
+    def _submit_branched(self, plan: BranchPlan, reqs: list[tuple[list[int], int]],
+                         loop: asyncio.AbstractEventLoop | None = None) -> RequestHandle:
+        """One prefill-only request: the plan's trunk, with its branches."""
+        if self._fatal is not None:
+            raise RequestError(f"engine stopped: {self._fatal}")
+        params = SamplingParams(max_new_tokens=1)
+        self._intake.validate(max((ids for ids, _ in reqs), key=len), params)
+        self._intake.validate_pool_fit(len(plan.trunk) + sum(map(branch_chunk_len, plan.branches)))
+        handle = RequestHandle(f"score-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
+        req = Request(handle.request_id, list(plan.trunk), params, handle.push, prefill_only=True,
+                      logprob_start=plan.logprob_start, branches=plan.branches)
+        self._admission.enter(1)
+        self._send([req])
+        return handle
 
     def warm(self, prompt: Prompt) -> int:
         """Compute a prompt into the radix cache (a fork trunk, a batch's shared prefix) and

@@ -24,4 +24,4 @@ def request_output(req: Request) -> RequestOutput:
                               s.finish_reason or "abort", s.matched_stop, s.logprobs)
                    for s in sorted(req.seqs, key=lambda s: s.index)]
     return RequestOutput(req.request_id, list(req.prompt_ids), completions,
-                         req.num_cached_tokens, req.prompt_logprobs)
+                         req.num_cached_tokens, req.prompt_logprobs, req.branch_logprobs)

@@ -54,6 +54,13 @@ class RequestIntake:
                              f"({params.max_new_tokens}) can never fit the KV pool of "
                              f"{self.num_kv_slots} tokens")
 
+    def validate_pool_fit(self, num_tokens: int) -> None:
+        """A scoring request's trunk and branches must fit the KV pool together."""
+        if num_tokens > self.num_kv_slots:
+            raise ValueError(f"continuations: the prefix and every continuation's own tokens "
+                             f"({num_tokens} tokens) can never fit the KV pool of "
+                             f"{self.num_kv_slots} tokens")
+
     def compile_grammar(self, params: SamplingParams) -> Future | None:
         """The constraint's compilation (None when decoding is free); a spec found invalid
         within the bridge's short wait raises ValueError here."""

@@ -125,7 +125,8 @@ class ModelRunner:
         for c in chunks:
             ids += c.seq.token_ids[c.start:c.end]
             positions += range(c.start, c.end)
-        if self.graphs is not None and not extend and self.graphs.bucket(len(decode)):
+        plain_rows = all(c.context is None for c in chunks)
+        if self.graphs is not None and not extend and plain_rows and self.graphs.bucket(len(decode)):
             hidden = self.graphs.run(ids, positions, torch.cat([c.slots for c in chunks]),
                                      [c.end for c in chunks], [c.seq.row for c in chunks])
         else:
@@ -174,9 +175,12 @@ class ModelRunner:
     def _attention(self, chunks: list[Chunk], kind: str) -> kernels.AttentionBatch | None:
         if not chunks:
             return None
-        rows = self._tensor([c.seq.row for c in chunks])
+        rows = self._tensor([max(c.seq.row, 0) for c in chunks])
         kv_lens = [c.end for c in chunks]
-        table = self.table.device_table[rows, :max(kv_lens)]  # (B, max_kv)
+        table = self.table.device_table[rows, :max(kv_lens)]  # (B, max_kv), a copy
+        for i, c in enumerate(chunks):
+            if c.context is not None:  # a branch: the trunk's slots and its own
+                table[i, :c.end] = self._to_device(c.context)
         batch = kernels.AttentionBatch.from_table([c.length for c in chunks], kv_lens, table)
         batch.kv_buffers = self._gather_buffers[kind]
         return batch
@@ -196,7 +200,8 @@ class ModelRunner:
                 if lo < hi:
                     prompt_rows[id(seq)] = (len(rows), hi - lo, lo + 1)
                     rows += range(offset + lo - c.start, offset + hi - c.start)
-            if c.reaches_end and not seq.request.prefill_only:
+            # A scoring trunk's last row predicts each of its branches' first token.
+            if c.reaches_end and (not seq.request.prefill_only or seq.request.branches is not None):
                 sample_row[id(seq)] = len(rows)
                 rows.append(offset + c.length - 1)
             offset += c.length

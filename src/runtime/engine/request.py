@@ -98,6 +98,10 @@ class Request:
     stream: bool = False  # deliver text deltas while decoding, not only the final output
     prefill_only: bool = False  # compute the prompt (and its logprobs), generate nothing
     logprob_start: int | None = None  # prompt logprobs wanted from this position on
+    # Scoring continuations (branches.py): each branch's tokens after the prompt (the trunk),
+    # computed in the trunk's last step; their logprobs land in branch_logprobs.
+    branches: list[list[int]] | None = None
+    branch_logprobs: list[list[TokenLogprob]] | None = None
     grammar_future: Future | None = None
     arrival: float = field(default_factory=time.monotonic)
     first_token_time: float | None = None

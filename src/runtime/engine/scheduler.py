@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .branches import branch_chunk_len
 from .config import EngineConfig
 from ..cache.kv_pool import KVPool
 from ..cache.no_cache import NoCache
@@ -34,12 +35,15 @@ LPM_REFRESH_PER_STEP = 256
 
 @dataclass(slots=True)
 class Chunk:
-    """Positions [start, end) of `seq` are computed this step into `slots`."""
+    """Positions [start, end) of `seq` are computed this step into `slots`. A branch chunk
+    (branches.py) also carries `context`: the slots of its positions [0, end), trunk's and its
+    own, which attention reads instead of a slot-table row."""
 
     seq: Sequence
     start: int
     end: int
     slots: torch.Tensor
+    context: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -79,7 +83,7 @@ class Scheduler:
         if budget > 0:
             chunks += self._admit(budget, [s for s in self.running if s.num_pending > 1])
         self.reserve_ratio = max(RESERVE_RATIO_MIN, self.reserve_ratio - RESERVE_RATIO_DECAY)
-        return chunks
+        return self._with_branches(chunks)
 
     def _schedule_decodes(self) -> list[Chunk]:
         decoding = [s for s in self.running if s.num_pending == 1]
@@ -154,6 +158,38 @@ class Scheduler:
             if _common_prefix_len(tokens, other.tokens_array()) > cached + self.cfg.share_wait_threshold:
                 return True
         return False
+
+    def _with_branches(self, chunks: list[Chunk]) -> list[Chunk]:
+        """A scoring trunk's last chunk brings its branches' chunks (branches.py) into the
+        same step. Without room for them, the trunk's chunk waits for a later step."""
+        out: list[Chunk] = []
+        for c in chunks:
+            branches = c.seq.request.branches
+            if branches is None or not c.reaches_end:
+                out.append(c)
+                continue
+            if not self._make_room(sum(branch_chunk_len(b) for b in branches)):
+                self.pool.free(c.slots)
+                continue
+            out.append(c)
+            trunk_slots = self.table.read(c.seq.row, c.end)
+            out += [self._branch_chunk(c.seq, i, b, trunk_slots)
+                    for i, b in enumerate(branches) if branch_chunk_len(b)]
+        return out
+
+    def _branch_chunk(self, trunk: Sequence, index: int, branch: list[int],
+                      trunk_slots: torch.Tensor) -> Chunk:
+        """Branch `index` of a trunk computed on the trunk's slots: a sequence of its own
+        (no row, no lock, nothing cached) that lives for this step."""
+        start = len(trunk.token_ids)
+        seq = Sequence(trunk.request, index, trunk.token_ids + branch, start + len(branch),
+                       output=None, status=SeqStatus.RUNNING, num_computed=start)
+        slots = self.pool.alloc(branch_chunk_len(branch))
+        return Chunk(seq, start, start + slots.numel(), slots, torch.cat((trunk_slots, slots)))
+
+    def free_branch(self, chunk: Chunk) -> None:
+        """A branch chunk's own slots go back to the pool (its trunk's are the trunk's)."""
+        self.pool.free(chunk.slots)
 
     # --- memory -------------------------------------------------------------------------
     def _make_room(self, n: int) -> bool:
