@@ -14,6 +14,10 @@ Endpoints used (shapes in the server's `native.py` / `admin.py`):
                      one-token /generate instead (the prompt is computed and cached all the
                      same; the token is thrown away)
 
+On a server with several models (`tines serve --model A --model B`), `RemoteBackend(url,
+model="B")` sends `"model": "B"` in every POST body and `?model=B` on GETs; without `model` the
+server's first model answers.
+
 Constraints (regex, json_schema, choices, structural_tag) travel inside `sampling_params`
 and are enforced by the server's engine exactly as in-process; one it refuses raises
 `BadRequestError` (a ValueError) with the server's message.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -36,19 +41,22 @@ from tines.runtime.sampling_params import SamplingParams
 
 class RemoteBackend:
     """The Backend protocol over a tines server at `url` (e.g. "http://127.0.0.1:30000").
-    `api_key` is sent as `Authorization: Bearer ...`. Thread-safe; async calls use one
-    keep-alive client per event loop."""
+    `model` picks one of the server's models by name (None: its first). `api_key` is sent as
+    `Authorization: Bearer ...`. Thread-safe; async calls use one keep-alive client per event
+    loop."""
 
-    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 600.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, api_key: str | None = None, *, model: str | None = None,
+                 timeout: float = 600.0, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
+        self.model = model
         self.http = JSONClient(self.url, api_key, timeout=timeout, transport=transport)
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._has_warm = True  # until the server answers 404
 
     def __repr__(self) -> str:
-        return f"RemoteBackend({self.url!r})"
+        model = "" if self.model is None else f", model={self.model!r}"
+        return f"RemoteBackend({self.url!r}{model})"
 
     def close(self) -> None:
         self.http.close()
@@ -61,7 +69,8 @@ class RemoteBackend:
         if self._info is None:
             with self._lock:
                 if self._info is None:
-                    self._info = self.http.get("/model_info")
+                    query = "" if self.model is None else "?" + urlencode({"model": self.model})
+                    self._info = self.http.get("/model_info" + query)
         return self._info
 
     @property
@@ -98,7 +107,8 @@ class RemoteBackend:
         yield collect.final()
 
     def score(self, text: str, choices: list[str], unconditional: bool = False) -> ScoreResult:
-        body = {"text": self._text(text), "choices": choices, "unconditional": unconditional}
+        body = self._with_model({"text": self._text(text), "choices": choices,
+                                 "unconditional": unconditional})
         try:
             return parse_score(self.http.post("/score", body))
         except APIStatusError as e:
@@ -106,7 +116,8 @@ class RemoteBackend:
 
     async def ascore(self, text: str, choices: list[str],
                      unconditional: bool = False) -> ScoreResult:
-        body = {"text": self._text(text), "choices": choices, "unconditional": unconditional}
+        body = self._with_model({"text": self._text(text), "choices": choices,
+                                 "unconditional": unconditional})
         try:
             return parse_score(await self.http.apost("/score", body))
         except APIStatusError as e:
@@ -117,7 +128,7 @@ class RemoteBackend:
             return
         if self._has_warm:
             try:
-                self.http.post("/warm", {"text": text})
+                self.http.post("/warm", self._with_model({"text": text}))
                 return
             except APIStatusError as e:
                 if e.status != 404:
@@ -130,7 +141,7 @@ class RemoteBackend:
             return
         if self._has_warm:
             try:
-                await self.http.apost("/warm", {"text": text})
+                await self.http.apost("/warm", self._with_model({"text": text}))
                 return
             except APIStatusError as e:
                 if e.status != 404:
@@ -158,8 +169,14 @@ class RemoteBackend:
         return error
 
     def _body(self, text: str, params: SamplingParams, stream: bool = False) -> dict[str, Any]:
-        return {"text": self._text(text), "sampling_params": wire_params(params),
-                "stream": stream}
+        return self._with_model({"text": self._text(text), "sampling_params": wire_params(params),
+                                 "stream": stream})
+
+    def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body, naming the server model this backend talks to (when one was chosen)."""
+        if self.model is not None:
+            body["model"] = self.model
+        return body
 
 
 _ONE_TOKEN = SamplingParams(max_new_tokens=1, temperature=0.0)

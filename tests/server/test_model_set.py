@@ -8,7 +8,11 @@ import threading
 
 import httpx
 
+import tines
 from tests.server.live_server import start_serve_process
+from tines.local import LocalBackend
+from tines.remote import RemoteBackend
+from tines.runtime.engine.engine import Engine
 
 
 def _loaded(url: str) -> dict[str, bool]:
@@ -51,5 +55,34 @@ def test_three_models_two_loaded_openai_client_by_name(tiny_model_dir, tmp_path)
         missing = httpx.post(url + "/v1/completions", json={"model": "nope", "prompt": "x"})
         assert missing.status_code == 404 and missing.json()["error"]["param"] == "model"
     finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@tines.program
+def _pick(s):
+    s += "Hello, my name is"
+    s += tines.gen("name", max_tokens=6, temperature=0)
+    s += " and I like"
+    s += tines.select("thing", [" tea", " rivers", " stone walls"])
+
+
+def test_remote_backend_picks_a_model_by_name(tiny_model_dir, tokenizer_dir, tmp_path):
+    from tests.tiny_models import save_tiny_model
+
+    other = save_tiny_model(tmp_path / "tiny-other", tokenizer_dir, "llama", seed=7)
+    shutil.copytree(tiny_model_dir, tmp_path / "tiny-main")
+    proc, url = start_serve_process("--model", str(tmp_path / "tiny-main"), "--model", str(other),
+                                    "--no-compile", "--kv-tokens", "2048", "--weights", "fp32")
+    local = Engine(str(other), kv_tokens=2048, weights="fp32")
+    try:
+        by_name = _pick.run(backend=RemoteBackend(url, model="tiny-other"))
+        default = _pick.run(backend=RemoteBackend(url))
+        alone = _pick.run(backend=LocalBackend(local))
+        assert by_name.text() == alone.text()  # the named model answered, not the first
+        assert default.text() != by_name.text()
+        assert _loaded(url) == {"tiny-main": True, "tiny-other": True}
+    finally:
+        local.shutdown()
         proc.terminate()
         proc.wait(timeout=60)

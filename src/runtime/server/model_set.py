@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 log = logging.getLogger("tines.server")
 Scope = dict[str, Any]
@@ -116,7 +117,7 @@ class ModelSetApp:
             return await _json(send, 413, _error(f"body larger than {self.max_body} bytes",
                                                  "body_too_large"))
         name, body = _take_model(body, keep=path.startswith("/v1/"))
-        name = name or self.default
+        name = name or _query_model(scope) or self.default
         try:
             entry = await self.models.acquire(name)
         except KeyError:
@@ -173,6 +174,12 @@ def _take_model(body: bytes, keep: bool) -> tuple[str | None, bytes]:
         del data["model"]
         body = json.dumps(data).encode()
     return model, body
+
+
+def _query_model(scope: Scope) -> str | None:
+    """`?model=NAME` on a route without a body (`GET /model_info?model=...`)."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("model")
+    return values[0] if values else None
 
 
 async def _read_body(receive: Callable, limit: int) -> tuple[bytes, bool]:

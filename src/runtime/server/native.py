@@ -61,6 +61,7 @@ class GenerateRequest(BaseModel):
     return_text_in_logprobs: bool = False  # token texts are always returned
     rid: str | None = Field(default=None, json_schema_extra={  # checked by check_client_id
         "pattern": "^[A-Za-z0-9._:\\-]{1,256}$"})
+    model: str | None = None  # this server's model (404 otherwise); a model set routes on it
 
 
 def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
@@ -120,6 +121,8 @@ def _prompts(st: ServerState, req: GenerateRequest) -> list[list[int]]:
 async def generate(body: GenerateRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
+    if body.model is not None:
+        st.check_model(body.model)
     rid = check_client_id(body.rid) if body.rid is not None else new_id("gen")
     data, extras = split_extras(body.sampling_params)
     base = parse_sampling_params(data, body.return_logprob, body.top_logprobs_num or 0)

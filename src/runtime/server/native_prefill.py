@@ -24,7 +24,7 @@ from ..engine.engine import QueueFullError
 from ..engine.scoring import unconditional_requests
 from .errors import APIError, bad_value
 from .guard import GuardedRoute
-from .state import require_api_key, state_of
+from .state import ServerState, require_api_key, state_of
 
 router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 log = logging.getLogger("tines.server")
@@ -34,8 +34,12 @@ class _Prefix(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = None
     input_ids: list[int] | None = None
+    model: str | None = None  # this server's model (404 otherwise); a model set routes on it
 
-    def prompt(self) -> str | list[int]:
+    def prompt(self, st: ServerState) -> str | list[int]:
+        """The prompt, after checking that the body names this server's model (if any)."""
+        if self.model is not None:
+            st.check_model(self.model)
         if (self.text is None) == (self.input_ids is None):
             raise APIError(400, "text: give exactly one of `text` and `input_ids`", "text")
         return self.text if self.text is not None else list(self.input_ids)
@@ -68,7 +72,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = state_of(request)
     st.limits.check_batch(len(body.choices), 1, "choices")
-    prefix = body.prompt()
+    prefix = body.prompt(st)
     with _engine_errors("choices"):
         scores = await st.engine.ascore(prefix, body.choices)
         plain = await st.engine.ascore(*unconditional_requests(st.engine.tokenizer, scores)) \
@@ -94,7 +98,7 @@ async def warm(body: WarmRequest, request: Request) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = state_of(request)
     field = "text" if body.text is not None else "input_ids"
-    ids = await asyncio.to_thread(st.dispatcher.encode, body.prompt(), field)
+    ids = await asyncio.to_thread(st.dispatcher.encode, body.prompt(st), field)
     with _engine_errors(field):
         cached = await st.engine.awarm(ids)
     log.info("warm in=%d cached=%d time=%.3fs", len(ids), cached, time.perf_counter() - t0)
