@@ -8,9 +8,11 @@ import json
 import re
 
 import jsonschema
+import openai
 import pytest
 
 from tests.server.live_server import needs_grammar, needs_tool_grammar
+from tines.runtime.sampling_params import SamplingParams
 
 CHAT = [{"role": "user", "content": "Say something."}]
 
@@ -135,6 +137,28 @@ def test_completions_echo_with_logprobs_scores_the_prompt_tokens(client, model):
                                       max_tokens=1, echo=True, logprobs=0, temperature=0)
     shared = other.choices[0].logprobs.token_logprobs[1:n_prompt - 1]
     assert shared == pytest.approx(lp.token_logprobs[1:n_prompt - 1], abs=1e-3)
+
+
+def test_completions_echo_only_scores_prompts_that_share_a_context(client, model, tiny_server):
+    context = "Question: which river runs past the old stone mill? Answer:"
+    prompts = [context + c for c in (" the maple", " the quiet brave river", " stone")]
+    r = client.completions.create(model=model, prompt=prompts, max_tokens=0, echo=True, logprobs=2)
+    assert [c.text for c in r.choices] == prompts
+    assert r.usage.completion_tokens == 0 and all(c.finish_reason == "length" for c in r.choices)
+    engine = tiny_server.engine
+    for choice, prompt in zip(r.choices, prompts):
+        ids = engine.tokenizer.encode(prompt)
+        alone = engine.submit(ids, SamplingParams(max_new_tokens=1, prompt_logprobs=True)).result()
+        lp = choice.logprobs
+        assert "".join(lp.tokens) == prompt and lp.token_logprobs[0] is None
+        assert lp.token_logprobs[1:] == pytest.approx(
+            [x.logprob for x in alone.prompt_logprobs[1:]], abs=1e-4)
+        assert all(len(top) == 2 for top in lp.top_logprobs[1:])
+
+
+def test_completions_max_tokens_0_needs_echo(client, model):
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.completions.create(model=model, prompt="x", max_tokens=0)
 
 
 def test_completions_default_is_16_tokens_and_streams(client, model):

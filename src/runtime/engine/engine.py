@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..models.registry import resolve_model
-from ..outputs import RequestOutput, StreamDelta
+from ..outputs import RequestOutput, StreamDelta, TokenLogprob
 from ..sampling_params import SamplingParams
 from .admission import Admission, QueueFullError
 from .branches import BranchPlan, branch_chunk_len, branch_scores, plan_branches
@@ -219,6 +219,25 @@ class Engine:
         handle = await asyncio.to_thread(self._submit_branched, plan, reqs, loop)
         return branch_scores(await handle.aresult(), plan)
 
+    async def aprompt_logprobs(self, prompts: Sequence[list[int]], top_logprobs: int = 0
+                               ) -> list[list[TokenLogprob | None]]:
+        """Every prompt token's logprob (None for the first), each with its `top_logprobs`
+        best alternatives: what echo + logprobs asks for. Prompts that share leading tokens
+        (a context with several continuations) are one request: the shared tokens computed
+        once, the rest as branches of one step (branches.py)."""
+        loop = asyncio.get_running_loop()
+        reqs = [(list(ids), 1) for ids in prompts]
+        plan = plan_branches(reqs) if len(reqs) > 1 else None
+        if plan is None:
+            params = SamplingParams(max_new_tokens=1, top_logprobs=top_logprobs)
+            handles = await asyncio.to_thread(self._submit_scoring, reqs, loop, params)
+            outs = await asyncio.gather(*(h.aresult() for h in handles))
+            return [list(o.prompt_logprobs or [None] * o.num_prompt_tokens) for o in outs]
+        handle = await asyncio.to_thread(self._submit_branched, plan, reqs, loop, top_logprobs)
+        out = await handle.aresult()
+        trunk = list(out.prompt_logprobs or [None] * out.num_prompt_tokens)
+        return [trunk + own for own in out.branch_logprobs]
+
     def score_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
         """Each scored continuation's own tokens after only the start-of-document token: rows
         that line up token for token with `scores` (what `select`'s unconditional method
@@ -233,17 +252,19 @@ class Engine:
         return continuation_requests(self.tokenizer, prefix, prefix_ids, continuations)
 
     def _submit_scoring(self, reqs: list[tuple[list[int], int]],
-                        loop: asyncio.AbstractEventLoop | None = None) -> list[RequestHandle]:
+                        loop: asyncio.AbstractEventLoop | None = None,
+                        params: SamplingParams | None = None) -> list[RequestHandle]:
         """Prefill-only requests (ids, first scored position), submitted together."""
-        return self.submit_batch([ids for ids, _ in reqs], SamplingParams(max_new_tokens=1),
+        return self.submit_batch([ids for ids, _ in reqs], params or SamplingParams(max_new_tokens=1),
                                  prefill_only=True, logprob_starts=[s for _, s in reqs], loop=loop)
 
     def _submit_branched(self, plan: BranchPlan, reqs: list[tuple[list[int], int]],
-                         loop: asyncio.AbstractEventLoop | None = None) -> RequestHandle:
+                         loop: asyncio.AbstractEventLoop | None = None,
+                         top_logprobs: int = 0) -> RequestHandle:
         """One prefill-only request: the plan's trunk, with its branches."""
         if self._fatal is not None:
             raise RequestError(f"engine stopped: {self._fatal}")
-        params = SamplingParams(max_new_tokens=1)
+        params = SamplingParams(max_new_tokens=1, top_logprobs=top_logprobs)
         self._intake.validate(max((ids for ids, _ in reqs), key=len), params)
         self._intake.validate_pool_fit(len(plan.trunk) + sum(map(branch_chunk_len, plan.branches)))
         handle = RequestHandle(f"score-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)

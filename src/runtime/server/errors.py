@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -124,3 +125,19 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[int], None] = lambd
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return reply(APIError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+@contextmanager
+def engine_errors(param: str) -> Iterator[None]:
+    """Engine refusals as API errors, for routes that call the engine directly (not through
+    the dispatcher): 503 for a full queue, 413 for a prompt too long, 400 otherwise."""
+    from ..engine.admission import QueueFullError
+
+    try:
+        yield
+    except QueueFullError as e:
+        raise APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"}) from None
+    except ValueError as e:
+        if "does not fit the context" in str(e):
+            raise APIError(413, str(e), param, "context_length_exceeded") from None
+        raise bad_value(e, default_param=param) from None

@@ -1,8 +1,8 @@
 """Prefill-only native endpoints: `POST /score` (what `select` ranks by) and `POST /warm`.
 
 `/score` {"text" | "input_ids", "choices", "unconditional"} answers each choice's token ids,
-texts and logprobs given the prefix (the prefix is computed once; every choice extends it
-from the radix cache), their sums and means, the best choice by mean logprob, and with
+texts and logprobs given the prefix (one engine request: the prefix is computed once and
+every choice extends it in the same step, engine/branches.py), their sums and means, the best choice by mean logprob, and with
 `unconditional` the same token ids scored after only the start-of-document token. `/warm` {"text" | "input_ids"} computes a
 prompt into the radix cache (a fork's trunk, a batch's shared prefix) and answers how much of
 it was cached already.
@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine.engine import QueueFullError
 from ..engine.scoring import unconditional_requests
-from .errors import APIError, bad_value
+from .errors import APIError, engine_errors
 from .guard import GuardedRoute
 from .state import ServerState, require_api_key, state_of
 
@@ -54,26 +51,13 @@ class WarmRequest(_Prefix):
     pass
 
 
-@contextmanager
-def _engine_errors(param: str) -> Iterator[None]:
-    """Engine.submit's refusals as API errors (these requests bypass the dispatcher)."""
-    try:
-        yield
-    except QueueFullError as e:
-        raise APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"}) from None
-    except ValueError as e:
-        if "does not fit the context" in str(e):
-            raise APIError(413, str(e), param, "context_length_exceeded") from None
-        raise bad_value(e, default_param=param) from None
-
-
 @router.post("/score")
 async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = state_of(request)
     st.limits.check_batch(len(body.choices), 1, "choices")
     prefix = body.prompt(st)
-    with _engine_errors("choices"):
+    with engine_errors("choices"):
         scores = await st.engine.ascore(prefix, body.choices)
         plain = await st.engine.ascore(*unconditional_requests(st.engine.tokenizer, scores)) \
             if body.unconditional else None
@@ -99,7 +83,7 @@ async def warm(body: WarmRequest, request: Request) -> dict[str, Any]:
     st = state_of(request)
     field = "text" if body.text is not None else "input_ids"
     ids = await asyncio.to_thread(st.dispatcher.encode, body.prompt(st), field)
-    with _engine_errors(field):
+    with engine_errors(field):
         cached = await st.engine.awarm(ids)
     log.info("warm in=%d cached=%d time=%.3fs", len(ids), cached, time.perf_counter() - t0)
     return {"prompt_tokens": len(ids), "cached_tokens": cached}

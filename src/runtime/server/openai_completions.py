@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..outputs import RequestOutput, TokenLogprob
 from .dispatch import Job, results, until_disconnected
-from .errors import APIError
+from .errors import APIError, engine_errors
 from .guard import GuardedRoute
 from .logprobs import completion_logprobs
 from .protocol import CompletionRequest
@@ -55,6 +55,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     st.limits.check_batch(_num_prompts(body), body.n, "prompt")
     prompts = await asyncio.to_thread(_prompts, st, body)
     max_tokens, _ = requested_max_tokens(body)
+    if max_tokens == 0:
+        return await _echo_only(st, body, prompts)
     base = build_params(body, max_tokens)
     if body.echo and body.logprobs is not None:  # the echoed prompt comes with its logprobs
         base = replace(base, prompt_logprobs=True)
@@ -86,6 +88,29 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
                      sum(o.num_cached_tokens for o in outs))
     resp = Completion(id=rid, model=st.model_name, choices=choices, usage=usage)
     return JSONResponse(resp.model_dump(exclude_none=False), headers=headers)
+
+
+async def _echo_only(st: ServerState, body: CompletionRequest, prompts: list[list[int]]) -> Response:
+    """`max_tokens: 0` with echo: each prompt back with its tokens' logprobs, nothing
+    generated (how evaluation harnesses score continuations). The prompts go to the engine
+    as one scoring request, so a context shared by several continuations is computed once."""
+    if body.stream:
+        raise APIError(400, "max_tokens: 0 (echo only) needs stream false", "max_tokens")
+    if body.n != 1:
+        raise APIError(400, "n: must be 1 with max_tokens 0 (nothing is generated)", "n")
+    with engine_errors("prompt"):
+        rows = await st.engine.aprompt_logprobs(prompts, body.logprobs or 0)
+    decode = st.engine.tokenizer.decode
+    choices = []
+    for p, (ids, lps) in enumerate(zip(prompts, rows)):
+        echoed = [(decode([t], skip_special_tokens=False), lp) for t, lp in zip(ids, lps)]
+        text = decode(ids, skip_special_tokens=False)
+        logprobs = completion_logprobs([], len(text), body.logprobs or 0, echoed) \
+            if body.logprobs is not None else None
+        choices.append(CompletionChoice(index=p, text=text, finish_reason="length", logprobs=logprobs))
+    resp = Completion(id=new_id("cmpl"), model=st.model_name, choices=choices,
+                      usage=Usage.of(sum(map(len, prompts)), 0, 0))
+    return JSONResponse(resp.model_dump(exclude_none=False))
 
 
 def _num_prompts(body: CompletionRequest) -> int:

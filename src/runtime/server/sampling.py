@@ -25,14 +25,17 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the legacy completio
 
 
 def requested_max_tokens(req: ChatCompletionRequest | CompletionRequest) -> tuple[int | None, str]:
-    """(max tokens asked for or None, the field it came from); 400 unless positive."""
+    """(max tokens asked for or None, the field it came from); 400 unless positive, or 0 for
+    a completion that echoes its prompt (only the prompt's logprobs are wanted)."""
     value, field = req.max_tokens, "max_tokens"
     if isinstance(req, ChatCompletionRequest) and req.max_completion_tokens is not None:
         value, field = req.max_completion_tokens, "max_completion_tokens"
     if isinstance(req, CompletionRequest) and value is None:
         value = COMPLETIONS_DEFAULT_MAX_TOKENS
-    if value is not None and value < 1:
-        raise APIError(400, f"{field}: must be a positive integer, got {value}", field)
+    echo_only = isinstance(req, CompletionRequest) and req.echo and value == 0
+    if value is not None and value < 1 and not echo_only:
+        raise APIError(400, f"{field}: must be a positive integer, got {value}"
+                       + (" (0 only with echo)" if isinstance(req, CompletionRequest) else ""), field)
     return value, field
 
 
