@@ -33,6 +33,7 @@ from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forwar
 from ..sampling_params import SamplingParams
 from .admission import Admission
 from .branches import record_branch_logprobs
+from .speculation import DraftLength, NgramIndex, can_speculate, grammar_prefix, verify_greedy
 from .config import EngineConfig
 from .handle import RequestError
 from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
@@ -50,6 +51,11 @@ log = logging.getLogger("tines.engine")
 # Jump-forward checks that the grammar still closes within the budget only this close to it
 # (the check walks the closing path; far from the end it always passes).
 CLOSING_CHECK_TOKENS = 64
+# Speculation's cost model (speculation.DraftLength), measured on the default model on the CPU:
+# one more computed row costs ~this share of a decode step, and a drafting step runs the eager
+# extend path instead of the compiled decode.
+DRAFT_ROW_COST = 0.05
+DRAFT_STEP_COST = 0.15
 
 
 class EngineCore:
@@ -178,7 +184,10 @@ class EngineCore:
     def step(self) -> bool:
         """Run one step; False when nothing could be scheduled."""
         self._start_grammars()
+        drafted = self._propose_drafts()
         chunks = self.scheduler.schedule()
+        for seq in drafted:  # the chunks hold their drafts now
+            seq.draft = []
         if not chunks:
             return False
         for c in chunks:
@@ -194,10 +203,10 @@ class EngineCore:
         self.counters.steps += 1
         for c in chunks:
             c.seq.num_computed = c.end
-            if c.length > 1:
+            if c.length > 1 and not c.draft:
                 self.counters.prefill_tokens_computed += c.length
             else:
-                self.counters.decode_tokens_computed += 1
+                self.counters.decode_tokens_computed += c.length
         if branches:
             chunks = [c for c in chunks if c.context is None]
         for c in chunks:
@@ -208,7 +217,7 @@ class EngineCore:
         for c in chunks:
             if not self._live(c.seq):
                 continue
-            if c.length > 1:
+            if c.length > 1 and not c.draft:
                 self.scheduler.cache_computed(c.seq)
             if c.reaches_end and c.seq.request.prefill_only:
                 if c.seq.request.branches is not None:
@@ -235,6 +244,10 @@ class EngineCore:
         for c in chunks:
             row = out.sample_row.get(id(c.seq))
             if row is None or not self._live(c.seq):
+                continue
+            if c.draft:
+                self._isolated(c.seq.request, "draft verification", self._verify_draft, c,
+                               out.logits[row:row + c.length])
                 continue
             group = [c.seq]
             if not self._isolated(c.seq.request, "fork", lambda: group.extend(self._fork_siblings(c.seq))):
@@ -321,6 +334,77 @@ class EngineCore:
         else:
             seq.grammar.fill_bitmask(buf, row)
 
+    # --- speculation (speculation.py) -----------------------------------------------------
+    def _propose_drafts(self) -> list[Sequence]:
+        """Give each greedy decoding sequence this step's draft (while few sequences decode)."""
+        if not self.cfg.speculation:
+            return []
+        decoding = [s for s in self.scheduler.running if s.num_pending == 1]
+        if len(decoding) > self.cfg.speculation_max_batch:
+            return []
+        drafted = []
+        for seq in decoding:
+            if self._isolated(seq.request, "drafting", self._draft, seq) and seq.draft:
+                drafted.append(seq)
+        return drafted
+
+    def _draft(self, seq: Sequence) -> None:
+        if not can_speculate(seq.request.params, seq.num_output, seq.grammar) \
+                or isinstance(seq.grammar, HealingMatcher):
+            return
+        if seq.draft_length is None:
+            seq.ngram = NgramIndex(seq.token_ids)
+            seq.draft_length = DraftLength(row_cost=DRAFT_ROW_COST, step_cost=DRAFT_STEP_COST)
+        else:
+            seq.ngram.extend(seq.token_ids[len(seq.ngram):])
+        # The pending token is drafted on: at most the budget after it.
+        k = min(seq.draft_length.next(), self._remaining(seq) - 1)
+        draft = seq.ngram.propose(k) if k > 0 else []
+        if draft and seq.grammar is not None:  # the matcher has taken the pending token
+            draft = grammar_prefix(draft, seq.grammar)
+        seq.draft = draft
+
+    def _verify_draft(self, chunk: Chunk, logits: torch.Tensor) -> None:
+        """Keep the draft's longest prefix the model agrees with plus the model's own next
+        token (speculation.verify_greedy), appended one by one as decoding would: a stop ends
+        it, and where the grammar forces text after a token, jump-forward takes over there.
+        The K/V of accepted draft tokens is kept; the rest is freed."""
+        seq, draft = chunk.seq, chunk.draft
+        p = seq.request.params
+        ends = self._end_ids(seq)
+        verified = verify_greedy(logits, draft, seq.grammar, pick=self._greedy_pick(seq),
+                                 end_ids=ends, max_tokens=self._remaining(seq),
+                                 close_on_budget=p.close_on_budget)
+        tokens, accepted = verified.token_ids, verified.num_accepted
+        seq.draft_length.update(len(draft), accepted)
+        self.counters.draft_tokens += len(draft)
+        self.counters.draft_tokens_accepted += accepted
+        if seq.grammar is not None:  # `_append` feeds the matcher again, token by token
+            seq.grammar.rollback(len(tokens) - (tokens[-1] in ends))
+        length = len(seq.token_ids)
+        self.scheduler.truncate(seq, length + accepted)  # pending token + accepted drafts
+        for i, token in enumerate(tokens):
+            seq.num_sampled += 1
+            self._append(seq, token, None)
+            if seq.is_finished or i == len(tokens) - 1:
+                break
+            jf = self._plan_jump_forward(seq)
+            if jf is not None:  # decoding would jump here: drop the draft's K/V past this token
+                self.scheduler.truncate(seq, len(seq.token_ids))
+                self._apply_jump_forward(seq, jf)
+                return
+        if not seq.is_finished:
+            self._jump_forward(seq)
+
+    def _greedy_pick(self, seq: Sequence) -> Callable[[torch.Tensor, torch.Tensor | None], list[int]]:
+        """The sampler's own pick for `seq`'s rows (logit bias, masks and all)."""
+        row = SampleRow(seq.request.params, seq.token_ids, seq.prompt_len, seq.seed, seq.index,
+                        self._end_ids(seq))
+
+        def pick(logits: torch.Tensor, bitmask: torch.Tensor | None) -> list[int]:
+            return self.sampler.sample(logits.clone(), [row] * len(logits), bitmask)[0]
+        return pick
+
     # --- tokens, stops, finishing ---------------------------------------------------------
     def _append(self, seq: Sequence, token: int, lp: TokenLogprob | None) -> None:
         p = seq.request.params
@@ -346,22 +430,31 @@ class EngineCore:
         """Append the tokens the grammar forces, without sampling them; the next step computes
         them in one chunk. The boundary is re-tokenized as the tokenizer would, which may
         replace the last tokens (only ones the sequence owns, never cached ones)."""
+        jf = self._plan_jump_forward(seq)
+        if jf is not None:
+            self._apply_jump_forward(seq, jf)
+
+    def _plan_jump_forward(self, seq: Sequence) -> JumpForward | None:
+        """The forced text `_jump_forward` would append now (None: nothing to do)."""
         if seq.grammar is None or not self.cfg.jump_forward or isinstance(seq.grammar, HealingMatcher):
-            return
+            return None
         own = len(seq.token_ids) - max(seq.cached_len, seq.prompt_len)
         budget = seq.request.params.max_new_tokens - seq.num_output
         jf = jump_forward(seq.grammar, seq.token_ids[seq.prompt_len:], self._encode,
                           max_retract=min(2, own))
         if jf is None or len(jf.append_ids) - jf.num_retract > budget:
-            return
-        if not self._closes_after(seq, jf):
-            return
+            return None
+        return jf if self._closes_after(seq, jf) else None
+
+    def _apply_jump_forward(self, seq: Sequence, jf: JumpForward) -> None:
         apply_jump_forward(seq.grammar, jf)
         cut = len(seq.token_ids) - jf.num_retract
         removed = seq.token_ids[cut:]
         del seq.token_ids[cut:]
         if seq.status is SeqStatus.RUNNING:  # retracted tokens that already have K/V
             self.scheduler.truncate(seq, cut)
+        if seq.ngram is not None:
+            seq.ngram.truncate(min(len(seq.ngram), cut))
         seq.token_ids += jf.append_ids
         seq.num_forced_tokens += jf.num_saved
         self.counters.forced_tokens += jf.num_saved

@@ -32,6 +32,7 @@ from ..cache.slot_table import SlotTable
 class StepLogits:
     logits: torch.Tensor  # (N, V) float32
     sample_row: dict[int, int]  # id(chunk.seq) -> row of `logits` for its next token
+    # (with a draft of k tokens: the first of its k + 1 consecutive rows)
     prompt_rows: dict[int, tuple[int, int, int]]  # id(seq) -> (first row, count, first position)
 
 
@@ -123,7 +124,7 @@ class ModelRunner:
         ids: list[int] = []
         positions: list[int] = []
         for c in chunks:
-            ids += c.seq.token_ids[c.start:c.end]
+            ids += c.seq.token_ids[c.start:c.end - len(c.draft)] + c.draft
             positions += range(c.start, c.end)
         plain_rows = all(c.context is None for c in chunks)
         if self.graphs is not None and not extend and plain_rows and self.graphs.bucket(len(decode)):
@@ -200,8 +201,11 @@ class ModelRunner:
                 if lo < hi:
                     prompt_rows[id(seq)] = (len(rows), hi - lo, lo + 1)
                     rows += range(offset + lo - c.start, offset + hi - c.start)
+            if c.draft:  # every row: the token after each of [pending, d1 .. dk]
+                sample_row[id(seq)] = len(rows)
+                rows += range(offset, offset + c.length)
             # A scoring trunk's last row predicts each of its branches' first token.
-            if c.reaches_end and (not seq.request.prefill_only or seq.request.branches is not None):
+            elif c.reaches_end and (not seq.request.prefill_only or seq.request.branches is not None):
                 sample_row[id(seq)] = len(rows)
                 rows.append(offset + c.length - 1)
             offset += c.length

@@ -57,6 +57,11 @@ class Sequence:
     num_sampled: int = 0  # tokens drawn by the sampler (forced ones excluded)
     num_streamed: int = 0  # output tokens already sent in stream deltas
     num_streamed_logprobs: int = 0
+    # Speculation (speculation.py): this step's draft, the sequence's n-gram index and its
+    # draft-length policy, made on its first drafted step.
+    draft: list[int] = field(default_factory=list)
+    ngram: Any = None
+    draft_length: Any = None
     _np_prompt: np.ndarray | None = None
 
     @property

@@ -10,7 +10,7 @@ computed KV goes to the radix cache, so most of it is reused when it returns).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ class Chunk:
     end: int
     slots: torch.Tensor
     context: torch.Tensor | None = None
+    # A decode with a speculative draft (speculation.py): the draft's tokens follow the
+    # sequence's pending one in this chunk; the core keeps the K/V of those it accepts.
+    draft: list[int] = field(default_factory=list)
 
     @property
     def length(self) -> int:
@@ -86,14 +89,23 @@ class Scheduler:
         return self._with_branches(chunks)
 
     def _schedule_decodes(self) -> list[Chunk]:
+        """One token per decoding sequence, plus its draft when there is room for drafts."""
         decoding = [s for s in self.running if s.num_pending == 1]
+        if not self._make_room(len(decoding) + sum(len(s.draft) for s in decoding)):
+            for seq in decoding:
+                seq.draft = []
         while decoding and not self._make_room(len(decoding)):
             # Retract the sequence with the least progress (fewest outputs, latest arrival).
             victim = min(self.running, key=lambda s: (s.num_output, -s.request.arrival))
             if victim in decoding:
                 decoding.remove(victim)
             self.retract(victim)
-        return [self._chunk(s, 1) for s in decoding]
+        chunks = []
+        for seq in decoding:
+            chunk = self._chunk(seq, 1 + len(seq.draft))
+            chunk.draft = seq.draft
+            chunks.append(chunk)
+        return chunks
 
     def _admit(self, budget: int, inflight: list[Sequence]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -219,7 +231,10 @@ class Scheduler:
         seq.last_node, seq.cached_len = match.node, match.length
 
     def release(self, seq: Sequence, status: SeqStatus) -> None:
-        """Give back everything a running sequence holds; its computed KV goes to the cache."""
+        """Give back everything a running sequence holds; its computed KV goes to the cache
+        (K/V computed past its tokens, rows of draft tokens it did not keep, is freed)."""
+        if seq.num_computed > len(seq.token_ids):
+            self.truncate(seq, len(seq.token_ids))
         self.cache.insert(seq.token_ids[:seq.num_computed], self.table.read(seq.row, seq.num_computed))
         self.cache.unlock(seq.last_node)
         self.table.free_row(seq.row)

@@ -29,6 +29,8 @@ class Counters:
     decode_tokens_computed: int = 0  # tokens run as single-token decodes
     generated_tokens: int = 0
     forced_tokens: int = 0  # appended by jump-forward
+    draft_tokens: int = 0  # speculative draft tokens verified (speculation.py)
+    draft_tokens_accepted: int = 0
     steps: int = 0
     forward_seconds: float = 0.0
     ttft: LatencyHistogram = field(default_factory=LatencyHistogram)  # bounded
@@ -61,6 +63,8 @@ def snapshot(core: EngineCore) -> Mapping[str, Any]:
         "decode_tokens_computed": c.decode_tokens_computed,
         "generated_tokens": c.generated_tokens,
         "forced_tokens": c.forced_tokens,
+        "draft_tokens": c.draft_tokens,
+        "draft_tokens_accepted": c.draft_tokens_accepted,
         "steps": c.steps,
         "ttft_count": ttft.count,
         "ttft_sum_seconds": ttft.sum,
