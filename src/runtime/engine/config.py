@@ -14,7 +14,11 @@ KERNELS = ("torch", "triton", "auto")
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """`kv_tokens` sizes the KV pool in tokens; when None, `kv_memory_fraction` of the
-    machine's available memory (after weights) is used, capped at `max_kv_tokens`."""
+    machine's available memory (after weights) is used, capped at `max_kv_tokens`. On the
+    CPU that size is a cap, not a reservation: the pool's memory grows with the most tokens
+    held at once (running plus radix-cached), up to the cap, and is given back when the cache
+    is flushed (runtime/cache/kv_pool.py). With the default model (bf16 KV, 22.5 KB a token)
+    the default cap of 65,536 tokens is 1.4 GB."""
 
     model: str | None = None  # a path, a known name, or None for the default model
     # fp32 / bf16 dense; int8 / int4 weight-only; auto: int4 for decode-sized steps, bf16 for
@@ -51,6 +55,13 @@ class EngineConfig:
     # Tensor parallelism: the model split over this many ranks (processes, torch.distributed;
     # runtime/parallel/). Dense fp32 weights, eager steps.
     tp_size: int = 1
+    # Prompt-lookup (n-gram) speculative decoding for greedy sequences (speculation.py): a
+    # draft copied from earlier in the sequence is verified in one step, and each sequence's
+    # draft length follows its acceptance (0 where drafting does not pay). Only while at most
+    # `speculation_max_batch` sequences decode: in a bigger batch a step is compute-bound and
+    # drafted rows cost as much as the tokens they might save.
+    speculation: bool = True
+    speculation_max_batch: int = 4
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_FORMATS:
