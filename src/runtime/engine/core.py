@@ -247,7 +247,7 @@ class EngineCore:
                 continue
             if c.draft:
                 self._isolated(c.seq.request, "draft verification", self._verify_draft, c,
-                               out.logits[row:row + c.length])
+                               out.logits[row:row + len(c.draft) + 1])
                 continue
             group = [c.seq]
             if not self._isolated(c.seq.request, "fork", lambda: group.extend(self._fork_siblings(c.seq))):
@@ -336,10 +336,11 @@ class EngineCore:
 
     # --- speculation (speculation.py) -----------------------------------------------------
     def _propose_drafts(self) -> list[Sequence]:
-        """Give each greedy decoding sequence this step's draft (while few sequences decode)."""
+        """Give each greedy decoding sequence this step's draft (while few sequences decode),
+        after its pending token or after the text jump-forward appended."""
         if not self.cfg.speculation:
             return []
-        decoding = [s for s in self.scheduler.running if s.num_pending == 1]
+        decoding = [s for s in self.scheduler.running if s.num_output and s.num_pending]
         if len(decoding) > self.cfg.speculation_max_batch:
             return []
         drafted = []

@@ -201,9 +201,9 @@ class ModelRunner:
                 if lo < hi:
                     prompt_rows[id(seq)] = (len(rows), hi - lo, lo + 1)
                     rows += range(offset + lo - c.start, offset + hi - c.start)
-            if c.draft:  # every row: the token after each of [pending, d1 .. dk]
+            if c.draft:  # the rows after each of [last pending token, d1 .. dk]
                 sample_row[id(seq)] = len(rows)
-                rows += range(offset, offset + c.length)
+                rows += range(offset + c.length - 1 - len(c.draft), offset + c.length)
             # A scoring trunk's last row predicts each of its branches' first token.
             elif c.reaches_end and (not seq.request.prefill_only or seq.request.branches is not None):
                 sample_row[id(seq)] = len(rows)

@@ -79,9 +79,11 @@ class Scheduler:
         chunks = self._schedule_decodes()
         for seq in [s for s in self.running if s.num_pending > 1]:
             n = min(seq.num_pending, budget)
-            if n <= 0 or not self._make_room(n):
+            draft = seq.draft if n == seq.num_pending else []  # after jump-forward's text
+            if n <= 0 or not self._make_room(n + len(draft)):
                 break
-            chunks.append(self._chunk(seq, n))
+            chunks.append(self._chunk(seq, n + len(draft)))
+            chunks[-1].draft = draft
             budget -= n
         if budget > 0:
             chunks += self._admit(budget, [s for s in self.running if s.num_pending > 1])
