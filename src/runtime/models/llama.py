@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ from ..cache.kv_pool import KVPool
 from .quantize import Int4Weight
 from .linear import Embedding, Linear, OutputHead, activation_dtype
 from .rope import cos_sin_table, inverse_frequencies
+
+if TYPE_CHECKING:
+    from .lora_batch import LayerLora, LoraBatch
 
 
 REFINE_TOP = 16  # logits recomputed in float32 per row when the matmul ran in bf16
@@ -35,6 +39,7 @@ class ForwardBatch:
     out_slots: torch.Tensor  # (T,) int64, where each new token's K/V go
     attn: kernels.AttentionPlan
     kv: KVPool
+    lora: LoraBatch | None = None  # the step's LoRA adapters per token (lora_batch.py); None: none
 
 
 class RMSNorm(nn.Module):
@@ -63,11 +68,14 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
 
-    def project(self, x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def project(self, x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
+                lora: LayerLora | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (T, hidden) -> rotated q (T, H, D), rotated k and v (T, Hkv, D)."""
         T = x.shape[0]
-        q, k, v = self.qkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        qkv = self.qkv(x)
+        if lora is not None:
+            qkv = lora.apply("qkv", x, qkv)
+        q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         q = q.view(T, self.num_heads, self.head_dim)  # (T, H, D)
         k = k.view(T, self.num_kv_heads, self.head_dim)  # (T, Hkv, D)
         v = v.view(T, self.num_kv_heads, self.head_dim)
@@ -83,8 +91,11 @@ class MLP(nn.Module):
         self.gate_up = Linear(cfg.hidden_size, 2 * cfg.intermediate_size, False, fmt)
         self.down = Linear(cfg.intermediate_size, cfg.hidden_size, False, fmt)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(kernels.silu_and_mul(self.gate_up(x)))
+    def forward(self, x: torch.Tensor, lora: LayerLora | None = None) -> torch.Tensor:
+        if lora is None:
+            return self.down(kernels.silu_and_mul(self.gate_up(x)))
+        h = kernels.silu_and_mul(lora.apply("gate_up", x, self.gate_up(x)))
+        return lora.apply("down", h, self.down(h))
 
 
 class DecoderLayer(nn.Module):
@@ -100,17 +111,21 @@ class DecoderLayer(nn.Module):
         self.mlp = MLP(cfg, fmt)
 
     def before_attention(self, x: torch.Tensor, residual: torch.Tensor, positions: torch.Tensor,
-                         cos_sin: torch.Tensor):
+                         cos_sin: torch.Tensor, lora: LayerLora | None = None):
         """residual += x; returns (q, k, v, residual) for the normed sum."""
         h, residual = self.attn_norm.add_forward(x, residual)
-        q, k, v = self.attn.project(h, positions, cos_sin)
+        q, k, v = self.attn.project(h, positions, cos_sin, lora)
         return q, k, v, residual
 
-    def after_attention(self, out: torch.Tensor, residual: torch.Tensor):
+    def after_attention(self, out: torch.Tensor, residual: torch.Tensor,
+                        lora: LayerLora | None = None):
         """out (T, H, D) -> (mlp output, residual including the attention output)."""
-        h = self.attn.o(out.reshape(out.shape[0], -1))
+        out = out.reshape(out.shape[0], -1)
+        h = self.attn.o(out)
+        if lora is not None:
+            h = lora.apply("o", out, h)
         h, residual = self.mlp_norm.add_forward(h, residual)
-        return self.mlp(h), residual
+        return self.mlp(h, lora), residual
 
     def decode(self, x: torch.Tensor, residual: torch.Tensor, positions: torch.Tensor,
                cos_sin: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -126,11 +141,12 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor, layer: int, cos_sin: torch.Tensor,
                 batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        q, k, v, residual = self.before_attention(x, residual, batch.positions, cos_sin)
+        lora = batch.lora.layer(layer) if batch.lora is not None else None
+        q, k, v, residual = self.before_attention(x, residual, batch.positions, cos_sin, lora)
         k_cache, v_cache = batch.kv.k[layer], batch.kv.v[layer]
         kernels.store_kv(k_cache, v_cache, batch.out_slots, k, v)
         out = kernels.attention(q, k_cache, v_cache, batch.attn, self.attn.scale)  # (T, H, D)
-        return self.after_attention(out, residual)
+        return self.after_attention(out, residual, lora)
 
 
 class LlamaModel(nn.Module):
@@ -169,7 +185,10 @@ class LlamaModel(nn.Module):
                        ) -> torch.Tensor:
         """As `forward`, for a batch of single-token decodes only: the blocks run on plain
         tensors (`DecoderLayer.decode`), `group` blocks per call of `run_layers` (default
-        `decode_layers`; the model runner passes a compiled one)."""
+        `decode_layers`; the model runner passes a compiled one). A step with LoRA adapters
+        (`batch.lora`) runs `forward` instead: the compiled graphs stay adapter-free."""
+        if batch.lora is not None:
+            return self.forward(batch)
         run_layers = run_layers or decode_layers
         x = self.embed(batch.input_ids)
         residual = torch.zeros_like(x, dtype=torch.float32)
