@@ -103,3 +103,21 @@ def save_default_tokenizer(folder: Path, gguf_path: Path) -> Path:
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
     return folder
+
+
+def save_random_adapter(base_dir: Path, out: Path, targets: list[str], seed: int, **lora_kwargs):
+    """A PEFT adapter with random A and B (B non-zero, unlike PEFT's init) saved to `out`;
+    returns the PEFT model it came from."""
+    import peft
+    import transformers
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    config = peft.LoraConfig(**{"r": 8, "lora_alpha": 16, "target_modules": targets, **lora_kwargs})
+    model = peft.get_peft_model(hf, config)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=g) * 0.1)
+    model.save_pretrained(str(out))
+    return model.eval()

@@ -72,6 +72,8 @@ class SamplingParams:
     # Back the prompt up over its last token(s) and let the first generated tokens re-spell
     # them (see engine/healing.py); the output never repeats the removed text.
     token_healing: bool = False
+    # A LoRA adapter the engine has loaded, by name (None: the base model).
+    lora: str | None = None
     # Budget-aware closing: near max_new_tokens a constrained sequence is held to the
     # shortest way to complete its grammar, so an output cut by the budget still parses
     # (finish_reason stays "length"). False lets the budget cut it anywhere.
@@ -137,6 +139,9 @@ class SamplingParams:
             _check_structural_tag(self.structural_tag)
         if self.json_whitespace is not None:
             _check(isinstance(self.json_whitespace, str), "json_whitespace", "must be a string")
+        if self.lora is not None:
+            _check(isinstance(self.lora, str) and self.lora != "", "lora",
+                   "must be the name of a loaded LoRA adapter")
         for name in ("grammar", "ebnf"):
             value = getattr(self, name)
             if value is not None:

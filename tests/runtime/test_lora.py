@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.tiny_models import random_weights, tiny_config
+from tests.tiny_models import random_weights, save_random_adapter, tiny_config
 from tines.kernels import AttentionBatch, AttentionPlan
 from tines.runtime.cache.kv_pool import KVPool
 from tines.runtime.models.llama import ForwardBatch, LlamaModel
@@ -39,21 +39,6 @@ def base_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ours(base_dir) -> LlamaModel:
     return load_model(base_dir, "fp32").model
-
-
-def save_random_adapter(base_dir: Path, out: Path, targets: list[str], seed: int, **lora_kwargs):
-    """A PEFT adapter with random A and B (B non-zero, unlike PEFT's init) saved to `out`;
-    returns the PEFT model it came from."""
-    hf = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-    config = peft.LoraConfig(**{"r": 8, "lora_alpha": 16, "target_modules": targets, **lora_kwargs})
-    model = peft.get_peft_model(hf, config)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_" in name:
-                param.copy_(torch.randn(param.shape, generator=g) * 0.1)
-    model.save_pretrained(str(out))
-    return model.eval()
 
 
 def batch_logits(model: LlamaModel, seqs: list[list[int]], lora: LoraBatch | None

@@ -78,6 +78,8 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
     scheduler = Scheduler(cfg, pool, make_cache(pool, radix=not cfg.disable_radix_cache), table)
     core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table, tp_group), scheduler,
                       max_model_len, admission)
+    for name, path in cfg.lora_adapters:
+        core.runner.load_lora(name, path)
     if cfg.compile and on_gpu:
         warm_up(core)
         core.runner.capture_decode_graphs(cfg.max_running)
@@ -113,8 +115,12 @@ def warm_up_compiled_decode(core: EngineCore) -> None:
 
 
 def pool_tokens(cfg: EngineConfig, mc: ModelConfig, device: torch.device | None = None) -> int:
-    """KV pool size in tokens: `kv_tokens`, or a share of available memory (the GPU's free
-    memory, after the weights, for a CUDA pool), capped."""
+    """KV pool size in tokens: `kv_tokens`, or `kv_memory_fraction` of available memory (the
+    GPU's free memory, after the weights, for a CUDA pool), at least 1024 and at most
+    `max_kv_tokens`. A CUDA pool takes all of it at start; a CPU pool takes address space
+    only and grows into memory as slots are first written (cache/kv_pool.py), so there the
+    size is a cap: on what the radix cache may keep before it evicts, and on the pool's
+    resident memory."""
     if cfg.kv_tokens:
         return cfg.kv_tokens
     per_token = KVPool.bytes_per_token(mc.num_layers, mc.num_kv_heads, mc.head_dim,

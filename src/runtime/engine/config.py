@@ -62,6 +62,9 @@ class EngineConfig:
     # drafted rows cost as much as the tokens they might save.
     speculation: bool = True
     speculation_max_batch: int = 4
+    # LoRA adapters loaded at start, (name, PEFT adapter folder) pairs; requests choose one by
+    # name (`SamplingParams.lora`); more can be loaded later (`Engine.load_lora`).
+    lora_adapters: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_FORMATS:
@@ -81,6 +84,8 @@ class EngineConfig:
         if self.tp_size > 1 and (self.weights != "fp32" or self.compile):
             raise ValueError(f"tp_size > 1 runs weights='fp32' without compile for now, got "
                              f"weights={self.weights!r}, compile={self.compile}")
+        if self.lora_adapters and self.tp_size > 1:
+            raise ValueError("lora_adapters: not supported with tp_size > 1 yet")
         if self.grammar_backend not in GRAMMAR_BACKENDS:
             raise ValueError(f"grammar_backend must be one of {GRAMMAR_BACKENDS}, "
                              f"got {self.grammar_backend!r}")

@@ -106,7 +106,25 @@ class EngineCore:
         self.requests[req.request_id] = req
         self.counters.num_requests += 1
         self.counters.prompt_tokens += len(req.prompt_ids)
+        if req.params.lora is not None and not self._isolated(req, "lora", self._resolve_lora, req):
+            return  # the adapter was unloaded since the request was checked
         self.scheduler.add(self._new_seq(req, 0))
+
+    def _resolve_lora(self, req: Request) -> None:
+        adapters = self.runner.adapters
+        if adapters is None:
+            raise ValueError(f"lora: unknown adapter {req.params.lora!r} (none loaded)")
+        req.lora_id = adapters.id_of(req.params.lora)
+
+    def unload_lora(self, name: str) -> None:
+        """Drop a LoRA adapter no request uses (engine thread)."""
+        adapters = self.runner.adapters
+        adapter_id = adapters.id_of(name) if adapters is not None else None
+        if adapter_id is None:
+            raise ValueError(f"lora: unknown adapter {name!r} (none loaded)")
+        if any(r.lora_id == adapter_id for r in self.requests.values()):
+            raise ValueError(f"lora: adapter {name!r} is in use by running requests")
+        adapters.remove(name)
 
     def _plan_healing(self, req: Request) -> None:
         """Token healing (healing.py): back the prompt up over its last token(s); the first

@@ -96,6 +96,7 @@ class Engine:
         self._intake = RequestIntake(built.tokenizer, built.model_config.vocab_size,
                                      built.max_model_len, built.pool.num_slots,
                                      cfg.grammar_backend)
+        self._lora_names = frozenset(name for name, _ in cfg.lora_adapters)
         _live_engines.add(self)
 
     def _run(self, ready: queue.SimpleQueue) -> None:
@@ -142,6 +143,9 @@ class Engine:
         params = params or SamplingParams()
         ids = self._intake.encode_prompt(prompt)
         self._intake.validate(ids, params)
+        if params.lora is not None and params.lora not in self._lora_names:
+            raise ValueError(f"lora: unknown adapter {params.lora!r} (loaded: "
+                             f"{sorted(self._lora_names)})")
         if params.prompt_logprobs and logprob_start is None:
             logprob_start = 1  # every prompt token after the first (which has no context)
         handle = RequestHandle(request_id or f"req-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
@@ -295,6 +299,23 @@ class Engine:
         """Stop a request at the next step boundary; its KV slots and locks are returned."""
         self._inbox.put(("abort", request_id))
         self._wake.set()
+
+    @property
+    def lora_adapters(self) -> list[str]:
+        """The names of the LoRA adapters requests may choose (`SamplingParams.lora`)."""
+        return sorted(self._lora_names)
+
+    def load_lora(self, name: str, path: str | Path) -> None:
+        """Load a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) as
+        `name`, between steps; ValueError naming what the model cannot apply."""
+        self.call(lambda core: core.runner.load_lora(name, str(path)))
+        self._lora_names = self._lora_names | {name}
+
+    def unload_lora(self, name: str) -> None:
+        """Drop an adapter no running request uses (ValueError otherwise). Its cached
+        prefixes stay until evicted; no later request can reach them."""
+        self.call(lambda core: core.unload_lora(name))
+        self._lora_names = self._lora_names - {name}
 
     def flush_cache(self) -> bool:
         """Drop the radix cache (refused while requests run). Returns whether it flushed."""

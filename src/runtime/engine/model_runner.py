@@ -23,6 +23,7 @@ import torch
 from ... import kernels
 from ..cache.kv_pool import KVPool
 from ..models.llama import ForwardBatch, LlamaModel, decode_layers
+from ..models.lora_batch import LoraBatch, LoraSet
 from .cuda_graphs import DecodeGraphs
 from .scheduler import Chunk
 from ..cache.slot_table import SlotTable
@@ -40,6 +41,7 @@ class ModelRunner:
     def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable, tp: Any = None):
         self.model, self.pool, self.table = model, pool, table
         self.tp = tp  # a TensorParallelGroup: workers run their share of each forward
+        self.adapters: LoraSet | None = None  # LoRA adapters, made on the first load_lora
         # K/V gather buffers of the torch attention path, handed from step to step: a fresh
         # tensor of tens of MB each step costs more in page faults than the copy into it.
         self._gather_buffers: dict[str, tuple | None] = {"extend": None, "decode": None}
@@ -53,6 +55,14 @@ class ModelRunner:
         # compile); the largest divisor of the depth up to 6.
         num_layers = len(model.layers)
         self.decode_group = max(d for d in range(1, 7) if num_layers % d == 0)
+
+    def load_lora(self, name: str, path: str) -> int:
+        """Load a PEFT adapter folder as `name` (engine thread, between steps); its id."""
+        if self.tp is not None:
+            raise ValueError("lora: not supported with tensor parallelism yet")
+        if self.adapters is None:
+            self.adapters = LoraSet.for_model(self.model)
+        return self.adapters.load(path, name)
 
     def close(self) -> None:
         """Stop the tensor-parallel workers, if any (the engine thread, at shutdown)."""
@@ -126,18 +136,26 @@ class ModelRunner:
         for c in chunks:
             ids += c.seq.token_ids[c.start:c.end - len(c.draft)] + c.draft
             positions += range(c.start, c.end)
-        plain_rows = all(c.context is None for c in chunks)
+        lora = self._lora_batch(chunks)
+        plain_rows = lora is None and all(c.context is None for c in chunks)
         if self.graphs is not None and not extend and plain_rows and self.graphs.bucket(len(decode)):
             hidden = self.graphs.run(ids, positions, torch.cat([c.slots for c in chunks]),
                                      [c.end for c in chunks], [c.seq.row for c in chunks])
         else:
-            hidden = self._run_eager(chunks, extend, decode, ids, positions)  # (T, hidden)
+            hidden = self._run_eager(chunks, extend, decode, ids, positions, lora)  # (T, hidden)
         rows, sample_row, prompt_rows = self._logit_rows(chunks)
         logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
         return chunks, StepLogits(self._to_host(logits), sample_row, prompt_rows)
 
+    def _lora_batch(self, chunks: list[Chunk]) -> LoraBatch | None:
+        """Which of the step's tokens use which adapter (None: no token uses one)."""
+        if self.adapters is None:
+            return None
+        return LoraBatch.from_segments(self.adapters, [c.length for c in chunks],
+                                       [c.seq.request.lora_id for c in chunks])
+
     def _run_eager(self, chunks: list[Chunk], extend: list[Chunk], decode: list[Chunk],
-                   ids: list[int], positions: list[int]) -> torch.Tensor:
+                   ids: list[int], positions: list[int], lora: LoraBatch | None) -> torch.Tensor:
         plan = kernels.AttentionPlan(self._attention(extend, "extend"),
                                      self._attention(decode, "decode"))
         batch = ForwardBatch(
@@ -146,6 +164,7 @@ class ModelRunner:
             out_slots=self._to_device(torch.cat([c.slots for c in chunks])),
             attn=plan,
             kv=self.pool,
+            lora=lora,
         )
         hidden = self._forward(batch)  # (T, hidden)
         for kind, attn in (("extend", plan.extend), ("decode", plan.decode)):

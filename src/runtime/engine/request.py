@@ -108,6 +108,7 @@ class Request:
     branches: list[list[int]] | None = None
     branch_logprobs: list[list[TokenLogprob]] | None = None
     grammar_future: Future | None = None
+    lora_id: int = 0  # the LoRA adapter's id in the model runner's LoraSet (0: none)
     arrival: float = field(default_factory=time.monotonic)
     first_token_time: float | None = None
     seqs: list[Sequence] = field(default_factory=list)

@@ -31,6 +31,8 @@ RESERVE_RATIO_INIT, RESERVE_RATIO_MIN, RESERVE_RATIO_DECAY = 0.5, 0.05, 0.002
 RESERVE_CAP = 4096
 # How many waiting sequences get their cached-prefix length refreshed per step (lpm).
 LPM_REFRESH_PER_STEP = 256
+# Radix keys of a LoRA request's tokens are token id + adapter id * this (beyond any vocabulary).
+LORA_KEY_STRIDE = 1 << 32
 
 
 @dataclass(slots=True)
@@ -116,7 +118,7 @@ class Scheduler:
                 break
             if seq.request.grammar_future is not None and seq.grammar is None:
                 continue  # its grammar is compiling (EngineCore attaches the matcher)
-            match = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)])
+            match = self.cache.match_prefix(_cache_key(seq, _cacheable_len(seq)))
             if self._shares_with(seq, match.length, inflight):
                 continue  # computed by an earlier request this or next step; reuse it then
             n = min(len(seq.token_ids) - match.length, budget)
@@ -163,12 +165,14 @@ class Scheduler:
         return sorted(self.waiting, key=lambda s: -self._match_len[id(s)][1])
 
     def _refresh_match(self, seq: Sequence) -> None:
-        length = self.cache.match_prefix(seq.token_ids[:_cacheable_len(seq)]).length
+        length = self.cache.match_prefix(_cache_key(seq, _cacheable_len(seq))).length
         self._match_len[id(seq)] = (self.cache.version, length)
 
     def _shares_with(self, seq: Sequence, cached: int, inflight: list[Sequence]) -> bool:
         tokens = seq.tokens_array()
         for other in inflight:
+            if other.request.lora_id != seq.request.lora_id:
+                continue  # another adapter's K/V is not this one's
             if _common_prefix_len(tokens, other.tokens_array()) > cached + self.cfg.share_wait_threshold:
                 return True
         return False
@@ -223,8 +227,8 @@ class Scheduler:
         (so requests arriving later reuse it while this one still runs)."""
         if seq.num_computed == seq.cached_len:
             return
-        tokens = seq.token_ids[:seq.num_computed]
-        match = self.cache.share(tokens, self.table.read(seq.row, seq.num_computed))
+        match = self.cache.share(_cache_key(seq, seq.num_computed),
+                                 self.table.read(seq.row, seq.num_computed))
         if match is None:  # NoCache: the sequence keeps its own slots
             return
         self.cache.lock(match.node)
@@ -237,7 +241,7 @@ class Scheduler:
         (K/V computed past its tokens, rows of draft tokens it did not keep, is freed)."""
         if seq.num_computed > len(seq.token_ids):
             self.truncate(seq, len(seq.token_ids))
-        self.cache.insert(seq.token_ids[:seq.num_computed], self.table.read(seq.row, seq.num_computed))
+        self.cache.insert(_cache_key(seq, seq.num_computed), self.table.read(seq.row, seq.num_computed))
         self.cache.unlock(seq.last_node)
         self.table.free_row(seq.row)
         self.running.remove(seq)
@@ -312,6 +316,14 @@ def _cacheable_len(seq: Sequence) -> int:
     if start is not None and seq.num_output == 0:
         limit = min(limit, max(start - 1, 0))
     return limit
+
+
+def _cache_key(seq: Sequence, length: int) -> list[int]:
+    """The radix key of a sequence's first `length` tokens: its token ids, moved into a range
+    of their own for a LoRA request (the same tokens under another adapter have other K/V)."""
+    ids = seq.token_ids[:length]
+    offset = seq.request.lora_id * LORA_KEY_STRIDE
+    return [t + offset for t in ids] if offset else ids
 
 
 def _common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
