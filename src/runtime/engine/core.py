@@ -10,6 +10,12 @@ sequences give their resources back, and every listener hears of new text.
 A request with `token_healing` starts with its prompt backed up over its last token(s); its
 first tokens are held to re-spelling them (`healing.py`), then to its own constraint.
 
+A greedy sequence may carry a draft (`speculation.py`): tokens that followed its last n-gram
+earlier in its own text, computed after its pending token in the same chunk; the longest
+prefix the model agrees with, plus the model's next token, is appended one token at a time as
+decoding would (`_verify_draft`). A scoring request (`branches.py`) computes its shared tokens
+once and its continuations as branch chunks of the same step.
+
 Failures are isolated per request: a request whose own prompt logprobs, fork, grammar mask,
 sampling row, token acceptance, jump-forward or text raises is failed alone (its handle gets a
 RequestError naming the request and the cause) and the rest of the batch goes on. Only the

@@ -1,5 +1,6 @@
 """Operating the server: `GET /health`, `GET /model_info`, `POST /flush_cache`,
-`POST /abort/{id}`, `GET /metrics` (Prometheus text format), and SGLang's names for them:
+`POST /abort/{id}`, `POST /load_lora_adapter` / `/unload_lora_adapter` (vLLM's and SGLang's
+names), `GET /metrics` (Prometheus text format), and SGLang's names for them:
 `GET /get_model_info`, `GET /get_server_info` (= `/server_info`), `GET /health_generate`
 (generates one token, so it fails when the engine cannot generate).
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..sampling_params import SamplingParams
 from .errors import APIError
@@ -110,6 +112,45 @@ async def flush_cache(request: Request) -> dict[str, Any]:
     if not flushed:
         raise APIError(409, "the cache was not flushed: requests are running", code="cache_in_use")
     return {"flushed": True}
+
+
+class LoadLoraRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lora_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
+    lora_path: str
+
+
+class UnloadLoraRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lora_name: str
+
+
+@router.post("/load_lora_adapter")
+async def load_lora_adapter(body: LoadLoraRequest, request: Request) -> dict[str, Any]:
+    """Load a PEFT adapter folder on the server's machine (vLLM's and SGLang's route name);
+    requests then pick it by name (`lora_path` / `sampling_params.lora`, or "MODEL:NAME")."""
+    engine = state_of(request).engine
+    if body.lora_name in engine.lora_adapters:
+        raise APIError(409, f"lora_name: an adapter named {body.lora_name!r} is already loaded",
+                       "lora_name", "lora_exists")
+    try:
+        await asyncio.to_thread(engine.load_lora, body.lora_name, body.lora_path)
+    except (ValueError, OSError) as e:
+        raise APIError(400, f"lora_path: {e}", "lora_path") from None
+    return {"loaded": body.lora_name, "adapters": engine.lora_adapters}
+
+
+@router.post("/unload_lora_adapter")
+async def unload_lora_adapter(body: UnloadLoraRequest, request: Request) -> dict[str, Any]:
+    engine = state_of(request).engine
+    if body.lora_name not in engine.lora_adapters:
+        raise APIError(404, f"lora_name: no adapter {body.lora_name!r} is loaded", "lora_name",
+                       "lora_not_found")
+    try:
+        await asyncio.to_thread(engine.unload_lora, body.lora_name)
+    except ValueError as e:
+        raise APIError(409, str(e), "lora_name", "lora_in_use") from None
+    return {"unloaded": body.lora_name, "adapters": engine.lora_adapters}
 
 
 @router.post("/abort/{request_id}")

@@ -145,7 +145,10 @@ def _serve_models(args: argparse.Namespace, limits: Limits) -> int:
     from .model_set import ModelSet, ModelSetApp, served_name
 
     def make_app(name: str, model: str | None) -> tuple[Engine, FastAPI]:
-        engine = Engine(**{**engine_options(args), "model": model})
+        options = {**engine_options(args), "model": model}
+        if model != args.models[0]:  # --lora adapters belong to the first model
+            options["lora_adapters"] = ()
+        engine = Engine(**options)
         return engine, create_app(engine, model_name=name, api_key=args.api_key, limits=limits)
 
     models = ModelSet({served_name(m): m for m in args.models}, make_app, args.max_loaded_models)

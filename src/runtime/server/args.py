@@ -49,6 +49,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    choices=("tines", "outlines", "llguidance", "xgrammar"),
                    help="what compiles constraints to token masks (tines: the default, with "
                         "budget-aware closing and jump-forward; the others when installed)")
+    p.add_argument("--lora", action="append", default=[], metavar="NAME=PATH",
+                   help="a PEFT LoRA adapter folder to serve as NAME (repeatable; with several "
+                        "--model, for the first); requests pick it by `model: MODEL:NAME`, "
+                        "`lora_path: NAME` or `sampling_params.lora`")
     p.add_argument("--tp", dest="tp_size", type=int, default=1,
                    help="tensor parallelism: split the model over N ranks (processes started "
                         "through torch.distributed; needs --weights fp32 and --no-compile)")
@@ -86,4 +90,15 @@ def engine_options(args: argparse.Namespace) -> dict:
                 schedule_policy=args.schedule_policy, disable_radix_cache=args.disable_radix_cache,
                 chunked_prefill_size=args.chunked_prefill_size, max_queue=args.max_queue,
                 tp_size=args.tp_size, grammar_backend=args.grammar_backend,
-                device=args.device)
+                device=args.device, lora_adapters=lora_adapters(args.lora))
+
+
+def lora_adapters(flags: list[str]) -> tuple[tuple[str, str], ...]:
+    """`--lora NAME=PATH` flags as (name, path) pairs; ValueError naming a malformed one."""
+    pairs = []
+    for flag in flags:
+        name, sep, path = flag.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--lora: expected NAME=PATH, got {flag!r}")
+        pairs.append((name, path))
+    return tuple(pairs)

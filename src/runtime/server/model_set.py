@@ -118,6 +118,9 @@ class ModelSetApp:
                                                  "body_too_large"))
         name, body = _take_model(body, keep=path.startswith("/v1/"))
         name = name or _query_model(scope) or self.default
+        base = name.partition(":")[0]
+        if name not in self.models.models and base in self.models.models:
+            name = base  # "MODEL:ADAPTER": the model's app serves its LoRA adapter
         try:
             entry = await self.models.acquire(name)
         except KeyError:
@@ -162,7 +165,9 @@ class ModelSetApp:
 
 def _take_model(body: bytes, keep: bool) -> tuple[str | None, bytes]:
     """The body's `model`, and the body to forward: unchanged for the OpenAI routes (where
-    `model` is a field), without `model` for the native ones (which have no such field)."""
+    `model` is a field) and for a "MODEL:ADAPTER" (the model's app picks the adapter), without
+    `model` for the native ones otherwise (routes such as /load_lora_adapter have no such
+    field)."""
     try:
         data = json.loads(body) if body else None
     except ValueError:
@@ -170,7 +175,7 @@ def _take_model(body: bytes, keep: bool) -> tuple[str | None, bytes]:
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, str):
         return None, body
-    if not keep:
+    if not keep and ":" not in model:  # "MODEL:ADAPTER" stays: the model's app reads the adapter
         del data["model"]
         body = json.dumps(data).encode()
     return model, body

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -62,6 +62,7 @@ class GenerateRequest(BaseModel):
     rid: str | None = Field(default=None, json_schema_extra={  # checked by check_client_id
         "pattern": "^[A-Za-z0-9._:\\-]{1,256}$"})
     model: str | None = None  # this server's model (404 otherwise); a model set routes on it
+    lora_path: str | None = None  # SGLang's name: a loaded LoRA adapter, by name
 
 
 def parse_sampling_params(data: dict[str, Any], return_logprob: bool = False,
@@ -121,11 +122,12 @@ def _prompts(st: ServerState, req: GenerateRequest) -> list[list[int]]:
 async def generate(body: GenerateRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
-    if body.model is not None:
-        st.check_model(body.model)
+    lora = st.check_model(body.model) if body.model is not None else None
     rid = check_client_id(body.rid) if body.rid is not None else new_id("gen")
     data, extras = split_extras(body.sampling_params)
     base = parse_sampling_params(data, body.return_logprob, body.top_logprobs_num or 0)
+    if body.lora_path is not None or lora is not None:
+        base = replace(base, lora=body.lora_path or lora)
     if extras.stop_regex and body.stream:
         raise APIError(400, "sampling_params.stop_regex: not supported with stream",
                        "sampling_params.stop_regex")

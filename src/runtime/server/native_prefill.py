@@ -35,8 +35,9 @@ class _Prefix(BaseModel):
 
     def prompt(self, st: ServerState) -> str | list[int]:
         """The prompt, after checking that the body names this server's model (if any)."""
-        if self.model is not None:
-            st.check_model(self.model)
+        if self.model is not None and st.check_model(self.model) is not None:
+            raise APIError(400, "model: scoring and warming run on the base model, not a LoRA "
+                           "adapter", "model")
         if (self.text is None) == (self.input_ids is None):
             raise APIError(400, "text: give exactly one of `text` and `input_ids`", "text")
         return self.text if self.text is not None else list(self.input_ids)

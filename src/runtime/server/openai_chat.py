@@ -39,7 +39,7 @@ router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_k
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
-    st.check_model(body.model)
+    lora = st.check_model(body.model)
     st.limits.check_n(body.n)
     custom = plan_custom(body.tools, body.tool_choice)
     plan = custom.tool_plan if custom else \
@@ -50,6 +50,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     params = st.dispatcher.fit(build_params(body, max_tokens, plan.grammar_tag(),
                                             custom.constraint if custom else None),
                                max_tokens, len(ids))
+    params.lora = lora
     if plan.parse and _marker_is_special(st, plan.markers[0]):
         params.skip_special_tokens = False  # the markers must stay in the text to be parsed
     if plan.parse and not body.parallel_tool_calls:

@@ -31,24 +31,27 @@ router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_k
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> ModelList:
+    """The model, then each loaded LoRA adapter as "MODEL:ADAPTER"."""
     st = state_of(request)
-    return ModelList(data=[ModelCard(id=st.model_name, root=str(st.engine.model_path),
-                                     max_model_len=st.engine.max_model_len)])
+    return ModelList(data=[_card(st, None)] + [_card(st, a) for a in st.engine.lora_adapters])
 
 
 @router.get("/v1/models/{model:path}")
 async def get_model(model: str, request: Request) -> ModelCard:
     st = state_of(request)
-    st.check_model(model)
-    return ModelCard(id=st.model_name, root=str(st.engine.model_path),
-                     max_model_len=st.engine.max_model_len)
+    return _card(st, st.check_model(model))
+
+
+def _card(st: ServerState, adapter: str | None) -> ModelCard:
+    name = st.model_name if adapter is None else f"{st.model_name}:{adapter}"
+    return ModelCard(id=name, root=str(st.engine.model_path), max_model_len=st.engine.max_model_len)
 
 
 @router.post("/v1/completions")
 async def completions(body: CompletionRequest, request: Request) -> Response:
     arrival = time.perf_counter()
     st = state_of(request)
-    st.check_model(body.model)
+    lora = st.check_model(body.model)
     st.limits.check_n(body.n)
     if body.best_of is not None:
         st.limits.check_n(body.best_of, "best_of")
@@ -56,8 +59,10 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     prompts = await asyncio.to_thread(_prompts, st, body)
     max_tokens, _ = requested_max_tokens(body)
     if max_tokens == 0:
+        if lora is not None:
+            raise APIError(400, "model: echo-only scoring runs on the base model", "model")
         return await _echo_only(st, body, prompts)
-    base = build_params(body, max_tokens)
+    base = replace(build_params(body, max_tokens), lora=lora)
     if body.echo and body.logprobs is not None:  # the echoed prompt comes with its logprobs
         base = replace(base, prompt_logprobs=True)
     params = [st.dispatcher.fit(base, max_tokens, len(ids)) for ids in prompts]

@@ -43,11 +43,19 @@ class ServerState:
         return cls(engine, name, aliases, Dispatcher(engine, metrics), metrics, api_key,
                    limits or Limits())
 
-    def check_model(self, name: str) -> None:
-        """404 unless `name` is this server's model (by its id, path or file name)."""
-        if name not in self.aliases:
-            raise APIError(404, f"model: {name!r} does not exist; this server serves "
-                           f"{self.model_name!r}", "model", "model_not_found")
+    def check_model(self, name: str) -> str | None:
+        """The LoRA adapter `name` picks: "MODEL:ADAPTER" or an adapter's own name (as vLLM
+        lists them), None for the base model (by its id, path or file name); 404 otherwise."""
+        base, _, adapter = name.rpartition(":") if ":" in name else (name, "", "")
+        if base in self.aliases and adapter in self.engine.lora_adapters:
+            return adapter
+        if name in self.aliases:
+            return None
+        if name in self.engine.lora_adapters:
+            return name
+        served = [self.model_name, *(f"{self.model_name}:{a}" for a in self.engine.lora_adapters)]
+        raise APIError(404, f"model: {name!r} does not exist; this server serves {served}",
+                       "model", "model_not_found")
 
 
 def state_of(request: Request) -> ServerState:
