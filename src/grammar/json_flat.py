@@ -74,6 +74,7 @@ class Flat:
     required: list[str] = field(default_factory=list)
     min_props: int = 0
     max_props: int | None = None
+    min_extra: int = 0  # members with a key no clause declares (the negation of closed objects)
     dep_required: dict[str, list[str]] = field(default_factory=dict)
     prop_names: list[Sub] = field(default_factory=list)
     nots: list[tuple[Sub, str]] = field(default_factory=list)  # (schema, keyword)
@@ -84,7 +85,7 @@ class Flat:
                     or self.unique_items or self.contains)
 
     def free_objects(self) -> bool:
-        return not (self.objects or self.required or self.min_props
+        return not (self.objects or self.required or self.min_props or self.min_extra
                     or self.max_props is not None or self.dep_required or self.prop_names)
 
     def is_trivial(self) -> bool:
@@ -146,6 +147,7 @@ def merge(a: Flat, b: Flat) -> Flat | None:
         objects=a.objects + b.objects,
         required=a.required + [r for r in b.required if r not in a.required],
         min_props=max(a.min_props, b.min_props), max_props=_opt_min(a.max_props, b.max_props),
+        min_extra=max(a.min_extra, b.min_extra),
         dep_required=deps, prop_names=a.prop_names + b.prop_names, nots=a.nots + b.nots)
 
 

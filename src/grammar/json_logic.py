@@ -5,15 +5,16 @@ up to `any_depth`, numbers positional without negative zero, strings canonical. 
 sound only if G_S decides every text of U exactly (t in G_S iff t's value is valid under
 S); otherwise a complement would let through a value S accepts but G_S spells differently.
 G_S is exact on U when S (after flattening) has:
-- no `pattern` and no asserted `format` (ours are stricter than Python's `re`/format
+- no `pattern` and no asserted known `format` (ours are stricter than Python's `re`/format
   checkers in corner cases),
 - no object assertions (G_S fixes key order and U does not), and no `enum` holding objects,
 - arrays whose items are themselves exact, without `uniqueItems`/`contains`,
 - no `$ref` cut by the recursion limit (the unrolled grammar is smaller than S),
 - only exact nested `not`s.
 `not {"required": [...]}` needs no complement (`negated_required`: a non-object, or an object
-lacking one of the names; overlapping `oneOf` branches of that shape use it too). Anything
-else raises `UnsupportedSchemaError` naming the keyword that needed the
+lacking one of the names; overlapping `oneOf` branches of that shape use it too). Negated
+schemas that are not exact go to De Morgan (`json_negation.py`), which writes them as
+flats or refuses with `UnsupportedSchemaError` naming the keyword that needed the
 complement (`not`, `if`, `oneOf`).
 """
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .errors import UnsupportedSchemaError
 from .json_flat import Flat, ObjectClause, Sub
+from .json_formats import FORMATS
 
 if TYPE_CHECKING:
     from .json_schema import SchemaCompiler
@@ -77,9 +79,14 @@ def exact_flats(c: SchemaCompiler, sub: Sub, depth: int = 0) -> list[Flat] | Non
     return flats
 
 
+def exact_flat(c: SchemaCompiler, f: Flat) -> bool:
+    """Whether the grammar of `f` decides every text of the universe exactly."""
+    return _exact(c, f, 0)
+
+
 def _exact(c: SchemaCompiler, f: Flat, depth: int) -> bool:
-    if f.patterns or (f.formats and c.options.assert_formats):
-        return False
+    if f.patterns or (c.options.assert_formats and any(n in FORMATS for n, _ in f.formats)):
+        return False  # unknown formats are annotations the grammar ignores too: exact
     if f.allows("object") and not f.free_objects():
         return False
     if any(_has_object(v) for e in f.enums for v in e):

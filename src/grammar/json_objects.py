@@ -7,8 +7,13 @@ stay regular; fixing the schema's own order is what models are trained to produc
 
 A declared key's value must satisfy, in every clause, the clause's `properties[key]` plus
 the `patternProperties` that match the key, or else the clause's `additionalProperties`.
-Additional keys are split by which patterns they match (at most 4 patterns), so each part
-gets the exact value schema. `propertyNames` is intersected with every key.
+Additional keys are split by which set of patterns they match, so each part gets the exact
+value schema. Only sets of pairwise intersecting patterns can be matched together (so
+anchored patterns with different literal prefixes give one part each, plus "none"); more
+than MAX_PATTERN_SETS such sets is refused. `propertyNames` is intersected with every key.
+
+`min_extra` (from negating a closed object, `json_negation.py`) asks for that many
+additional members at least.
 
 Counting (`minProperties`/`maxProperties`) and `dependentRequired` are tracked while the
 declared properties are chosen: the suffix after property i is memoized on (i, count so far,
@@ -26,7 +31,6 @@ says nothing about additional ones (a bare `{"type": "object"}` stays open).
 
 from __future__ import annotations
 
-from itertools import product
 from typing import TYPE_CHECKING
 
 from .errors import UnsupportedSchemaError
@@ -36,7 +40,7 @@ from .json_strings import encode_string, quoted, string_not_in
 if TYPE_CHECKING:
     from .json_schema import SchemaCompiler
 
-MAX_PATTERNS = 4
+MAX_PATTERN_SETS = 16  # sets of patterns one additional key can match together
 
 
 def object_expr(c: SchemaCompiler, f: Flat) -> int:
@@ -58,7 +62,7 @@ def object_expr(c: SchemaCompiler, f: Flat) -> int:
 
     values = {}
     for n in names:
-        v = c.value(_subs_for_key(c, clauses, n))
+        v = c.value(subs_for_key(c, clauses, n))
         if v != p.never and f.prop_names and not all(
                 c.matches(c.value([s]), encode_string(n)) for s in f.prop_names):
             v = p.never
@@ -73,7 +77,7 @@ def object_expr(c: SchemaCompiler, f: Flat) -> int:
     memo: dict = {}
 
     def tail(count: int, emitted: bool) -> int:
-        lo = max(0, f.min_props - count)
+        lo = max(0, f.min_props - count, f.min_extra)
         hi = None if max_p is None else max_p - count
         if extra == p.never or hi == 0:
             return p.empty if lo == 0 else p.never
@@ -138,7 +142,9 @@ def distinct_extras(c: SchemaCompiler, extra: int, lo: int, hi: int | None,
     return chain(lo, 0, not emitted)
 
 
-def _subs_for_key(c: SchemaCompiler, clauses: list[ObjectClause], name: str) -> list[Sub]:
+def subs_for_key(c: SchemaCompiler, clauses: list[ObjectClause], name: str) -> list[Sub]:
+    """The schemas the value of member `name` must satisfy (all of them), clause by clause:
+    its property and matching patterns, else the additional schema."""
     subs = []
     content = encode_string(name)[1:-1]
     for cl in clauses:
@@ -159,16 +165,18 @@ def _extra_member(c: SchemaCompiler, clauses: list[ObjectClause], names: list[st
     """Any one additional `"key": value` member (NEVER if none is allowed)."""
     p, syn = c.pool, c.syntax
     pats = [(pat, s, i) for i, cl in enumerate(clauses) for pat, s in cl.patterns]
-    if len(pats) > MAX_PATTERNS:
-        raise UnsupportedSchemaError("patternProperties", f.ctx.pointer,
-                                     f"more than {MAX_PATTERNS} patterns")
+    where = {}  # pattern text -> its index among the distinct patterns (same text, same keys)
+    for pat, s, _ in pats:
+        where.setdefault(pat, (len(where), s.ctx))
+    exprs = [c.pattern(pat, ctx, "patternProperties") for pat, (_, ctx) in where.items()]
+    meets, sets = _pattern_sets(c, exprs, f)
     not_declared = string_not_in(p, names)
     names_ok = [c.value([s]) for s in f.prop_names]
     branches = []
-    for picks in product((True, False), repeat=len(pats)):
+    for on in sets:
         subs = []
         for i, cl in enumerate(clauses):
-            matched = [s for (pat, s, j), on in zip(pats, picks) if on and j == i]
+            matched = [s for pat, s, j in pats if where[pat][0] in on and j == i]
             if matched:
                 subs.extend(matched)
             elif cl.additional is not None:
@@ -176,12 +184,28 @@ def _extra_member(c: SchemaCompiler, clauses: list[ObjectClause], names: list[st
         value = c.value(subs)
         if value == p.never:
             continue
-        parts = [not_declared]
-        for (pat, s, _), on in zip(pats, picks):
-            e = c.pattern(pat, s.ctx, "patternProperties")
-            parts.append(e if on else p.not_(e))
+        parts = [not_declared, *(exprs[k] for k in sorted(on))]
+        # a pattern disjoint from one that matched cannot match too: no need to exclude it
+        parts.extend(p.not_(exprs[k]) for k in range(len(exprs))
+                     if k not in on and all((min(k, m), max(k, m)) in meets for m in on))
         key = quoted(p, p.and_(parts) if len(parts) > 1 else parts[0])
         if names_ok:
             key = p.and_([key, *names_ok])
         branches.append(p.cat_all([key, syn.colon, value]))
     return p.alt(branches)
+
+
+def _pattern_sets(c: SchemaCompiler, exprs: list[int],
+                  f: Flat) -> tuple[set[tuple[int, int]], list[frozenset[int]]]:
+    """(pairs (i, j), i < j, of patterns some key matches both, the sets of patterns that are
+    pairwise such pairs: every set of patterns one key can match is among them)."""
+    meets = {(i, j) for i in range(len(exprs)) for j in range(i + 1, len(exprs))
+             if c.nonempty(c.pool.and_([exprs[i], exprs[j]]))}
+    sets = [frozenset()]
+    for k in range(len(exprs)):
+        sets += [s | {k} for s in sets if all((m, k) in meets for m in s)]
+        if len(sets) > MAX_PATTERN_SETS:
+            raise UnsupportedSchemaError("patternProperties", f.ctx.pointer, "more than "
+                                         f"{MAX_PATTERN_SETS} sets of patterns a key can "
+                                         "match together")
+    return meets, sets

@@ -12,6 +12,9 @@ Disjointness is proved by one of:
 3b. a property one object-only branch requires and the other forbids (`false`, or closed
    by `additionalProperties: false` without patternProperties; `strict=True` does not
    count, since it closes the grammar, not the schema);
+3c. a property one object-only branch requires whose values there are disjoint (by these
+   same rules, up to MAX_DEPTH levels) from what the other branch allows for it (its
+   property, matching patterns or additional schema);
 4. scalar branches without `pattern`/`format` (where the grammar is exactly the schema)
    whose grammars do not intersect.
 """
@@ -23,11 +26,14 @@ from typing import TYPE_CHECKING
 from dataclasses import replace
 
 from .json_flat import Ctx, Flat, Sub, _types_and
+from .errors import UnsupportedSchemaError
 from .json_keywords import json_equal
+from .json_objects import subs_for_key
 
 if TYPE_CHECKING:
     from .json_schema import SchemaCompiler
 
+MAX_DEPTH = 3  # nested members compared when proving object branches disjoint
 _SCALARS = frozenset({"null", "boolean", "integer", "number", "string"})
 
 
@@ -70,7 +76,7 @@ def _scalar_only(f: Flat) -> bool:
     return f.types is not None and f.types <= _SCALARS
 
 
-def _disjoint(c: SchemaCompiler, a: Flat, b: Flat) -> bool:
+def _disjoint(c: SchemaCompiler, a: Flat, b: Flat, depth: int = 0) -> bool:
     t = _types_and(a.types, b.types)
     if t is not None and not t:
         return True
@@ -92,11 +98,38 @@ def _disjoint(c: SchemaCompiler, a: Flat, b: Flat) -> bool:
     for x, y in ((a, b), (b, a)):
         if x.types == frozenset({"object"}) and any(_forbids(y, n) for n in x.required):
             return True
+    if depth < MAX_DEPTH:
+        for x, y in ((a, b), (b, a)):
+            if x.types == frozenset({"object"}) and any(
+                    _member_disjoint(c, x, y, n, depth) for n in x.required):
+                return True
     if _scalar_only(a) and _scalar_only(b) and _exact(a) and _exact(b) and not (
             a.enums or b.enums):
         both = c.pool.and_([c.compile_flat(a), c.compile_flat(b)])
         return not c.nonempty(both)
     return False
+
+
+def _member_disjoint(c: SchemaCompiler, x: Flat, y: Flat, name: str, depth: int) -> bool:
+    """Whether no value can be `name`'s under both `x` (which requires it) and `y`."""
+    sx, sy = subs_for_key(c, x.objects, name), subs_for_key(c, y.objects, name)
+    if not sy:
+        return False
+    cuts = c.num_recursion_cuts
+    try:
+        fx, fy = _conjoined(c, sx), _conjoined(c, sy)
+    except UnsupportedSchemaError:
+        return False
+    if c.num_recursion_cuts != cuts:  # a cut flattening is smaller than the schema
+        return False
+    return all(_disjoint(c, u, v, depth + 1) for u in fx for v in fy)
+
+
+def _conjoined(c: SchemaCompiler, subs: list[Sub]) -> list[Flat]:
+    flats = [Flat(subs[0].ctx)] if subs else []
+    for s in subs:
+        flats = c.conjoin(flats, c.flatten(s), "oneOf", s.ctx)
+    return flats
 
 
 def _forbids(f: Flat, name: str) -> bool:

@@ -19,12 +19,15 @@ Decisions (the issue leaves these to us):
   `assert_formats=False` makes every format an annotation (the 2020-12 default), which the
   conformance run uses.
 - `allOf` is merged exactly (see `json_flat.py`), `anyOf` distributes over the rest of the
-  schema, `oneOf` compiles when its branches are provably disjoint (different types,
-  different `const`/`enum` values, a required discriminator property with different values,
-  or scalar branches whose grammars do not intersect) and raises otherwise.
+  schema, `oneOf` is a plain union where its branches are provably disjoint (different
+  types, different `const`/`enum` values, a required member whose values cannot meet, or
+  scalar branches whose grammars do not intersect: `json_oneof.py`), and otherwise each
+  branch excludes the others by negation (below).
 - `enum`/`const` values are kept when they satisfy the rest of the schema object.
 - `not`, `if`/`then`/`else` and overlapping `oneOf` branches use complements where the
-  negated schema's grammar is exact (see `json_logic.py`); `dependentSchemas` splits into
+  negated schema's grammar is exact (see `json_logic.py`), and De Morgan over the negated
+  schema's assertions where it is not (objects, double negation: `json_negation.py`);
+  what neither can write exactly is refused. `dependentSchemas` splits into
   "name absent" or "name present and the subschema holds" (draft-7 `dependencies` is
   split into `dependentRequired` and `dependentSchemas`); `multipleOf` intersects the
   number with a divisibility automaton (positional digits; divisors m = a / 10**s with
@@ -50,7 +53,8 @@ from .json_formats import FORMATS
 from .json_keywords import json_equal, legacy_dependencies, own_flat
 from .json_numbers import (JSON_DECIMAL, JSON_INTEGER, JSON_INTEGER_FRACTION, MultipleOf,
                            decimal_regex, integer_bounds, integer_regex)
-from .json_logic import compile_negations, negated_required
+from .json_logic import compile_negations, exact_flats, negated_required
+from .json_negation import negated_options
 from .json_objects import object_expr
 from .json_oneof import one_of_branches
 from .json_refs import ROOT_URI, SchemaIndex
@@ -108,6 +112,8 @@ class SchemaCompiler:
         self.warnings: list[str] = []
         self.num_compiled = 0  # distinct subschema values compiled (bounded: compile time)
         self._patterns: dict = {}
+        self._negations: dict = {}  # synthesized {"not": S} schemas, kept alive (cache by id)
+        self.num_negation_options = 0  # flats written by De Morgan negations (bounded)
 
     def compile(self) -> int:
         return self.value([Sub(self.root, Ctx("", self.index.base_of(self.root, ROOT_URI)))])
@@ -242,8 +248,33 @@ class SchemaCompiler:
             else:
                 flats = self.conjoin(flats, neg, keyword, sub.ctx)
         if len(rest) == len(f.nots):
-            return compile_negations(self, f)
+            return self._compile_complements(f)
         return self.pool.alt([self.compile_flat(replace(x, nots=x.nots + rest)) for x in flats])
+
+    def _compile_complements(self, f: Flat) -> int:
+        """Negations whose grammar is exact become complements (`compile_negations`); the
+        first that is not is rewritten by De Morgan (`json_negation.py`) or refused."""
+        for i, (sub, keyword) in enumerate(f.nots):
+            if exact_flats(self, sub) is not None:
+                continue
+            rest = replace(f, nots=f.nots[:i] + f.nots[i + 1:])
+            options = negated_options(self, rest, sub, keyword)
+            if options is None:
+                raise UnsupportedSchemaError(keyword, sub.ctx.pointer, "its complement cannot "
+                                             "be enforced exactly (objects, patterns, formats "
+                                             "or recursion in the negated schema)")
+            return self.pool.alt([self.pool.and_([self.compile_flat(m), *exprs]) if exprs
+                                  else self.compile_flat(m) for m, exprs in options])
+        return compile_negations(self, f)
+
+    def negation_sub(self, sub: Sub) -> Sub:
+        """`{"not": sub}` with `sub`'s context. The synthesized schema is kept (values are
+        cached by schema identity) and reused for the same `sub`."""
+        key = (id(sub.schema), sub.ctx)
+        hit = self._negations.get(key)
+        if hit is None:
+            hit = self._negations[key] = (Sub({"not": sub.schema}, sub.ctx), sub.schema)
+        return hit[0]
 
     def _enum(self, f: Flat) -> int:
         values = f.enums[0]

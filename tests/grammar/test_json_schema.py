@@ -192,7 +192,7 @@ def test_pydantic_model_and_json_text(byte_compiler):
     ({"properties": {"a": {"pattern": "(?=x)"}}}, "pattern", "/properties/a"),
     ({"$ref": "https://example.com/s.json"}, "$ref", ""),
     ({"items": {"$dynamicRef": "#x"}}, "$dynamicRef", "/items"),
-    ({"not": {"type": "object", "properties": {"a": {}}}}, "not", "/not"),
+    ({"not": {"type": "object", "propertyNames": {"pattern": "^a"}}}, "not", "/not"),
 ])
 def test_unsupported_keywords_name_keyword_and_pointer(byte_compiler, schema, keyword, pointer):
     with pytest.raises(UnsupportedSchemaError) as e:
