@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,30 @@ def test_llama_cpp_reference_splits_digits_first(default_metadata: dict[str, Any
     assert cpp_style.encode("hello world") == hf_style.encode("hello world")
     with pytest.raises(ValueError, match="reference"):
         Tokenizer.from_gguf_metadata(default_metadata, reference="vllm")
+
+
+def _splits(corpus: list[str]) -> list[tuple[str, str]]:
+    """Texts cut in two at many places: mid-word, before and after spaces, runs of
+    whitespace, digits, punctuation and special tokens."""
+    rng = random.Random(0)
+    texts = corpus + ["<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n Sure:   ok",
+                      "numbers 12345 and 3.14159 and   spaced    words\n\n\nend"]
+    cuts = []
+    for text in texts:
+        for _ in range(12):
+            i = rng.randint(0, len(text))
+            cuts.append((text[:i], text[i:]))
+    return cuts
+
+
+def test_encode_continued_equals_encoding_the_whole_text(tok: Tokenizer, corpus: list[str]) -> None:
+    for text, more in _splits(corpus):
+        assert tok.encode_continued(tok.encode(text), text, more) == tok.encode(text + more), \
+            (text, more)
+
+
+def test_sentencepiece_encode_continued_equals_encoding_the_whole_text(spm_gguf_path: Path,
+                                                                         corpus: list[str]) -> None:
+    spm = Tokenizer.from_file(spm_gguf_path)
+    for text, more in _splits(corpus)[:60]:
+        assert spm.encode_continued(spm.encode(text), text, more) == spm.encode(text + more)

@@ -23,14 +23,24 @@ class RequestIntake:
         self.grammar_backend = grammar_backend
         self._grammars = None  # a GrammarBridge, made on first use
         self._grammars_lock = threading.Lock()
+        self._last = threading.local()  # per thread: (text, ids) of the last text encoded
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt. A program's prompts grow by appending text: when a text
+        extends the one this thread encoded last, only its new end is encoded
+        (`Tokenizer.encode_continued`), not the whole prompt again."""
         if isinstance(prompt, str):
             try:
                 prompt.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("prompt: contains a lone surrogate (not encodable as UTF-8)") from None
-            return self.tokenizer.encode(prompt, add_special_tokens=True)
+            last = getattr(self._last, "encoded", None)
+            if last is not None and prompt.startswith(last[0]) and last[0]:
+                ids = self.tokenizer.encode_continued(last[1], last[0], prompt[len(last[0]):])
+            else:
+                ids = self.tokenizer.encode(prompt, add_special_tokens=True)
+            self._last.encoded = (prompt, ids)
+            return list(ids)
         try:
             ids = [operator.index(t) for t in prompt]
         except TypeError:

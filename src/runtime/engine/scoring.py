@@ -1,7 +1,8 @@
 """Scoring continuations of a prefix (what `select` runs on): token logprobs of each.
 
 A continuation is tokenized together with its prefix (so the boundary merges as the model would
-see it); its tokens are those after the longest common prefix with the prefix's own tokens.
+see it; only the prefix's last words are encoded again, `Tokenizer.encode_continued`); its
+tokens are those after the longest common prefix with the prefix's own tokens.
 Pure functions over token ids and a tokenizer: `Engine.score` runs the requests they describe.
 """
 
@@ -44,7 +45,7 @@ def continuation_requests(tok: Tokenizer, prefix: Prompt, prefix_ids: list[int],
     out = []
     for cont in continuations:
         if isinstance(prefix, str) and isinstance(cont, str):
-            full = tok.encode(prefix + cont) if prefix else tok.encode(cont)
+            full = tok.encode_continued(prefix_ids, prefix, cont) if prefix else tok.encode(cont)
         else:
             cont_ids = tok.encode(cont, add_special_tokens=False) if isinstance(cont, str) else list(cont)
             full = prefix_ids + cont_ids

@@ -24,6 +24,11 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>",
                       "<end_of_utterance>", "<|return|>", "<EOT>")
 
 
+# encode_continued re-encodes from a word boundary at least this many tokens from the end,
+# looking at most this far back.
+CONTINUE_MIN_TOKENS, CONTINUE_MAX_TOKENS = 4, 64
+
+
 class Tokenizer:
     """A loaded tokenizer. Immutable after construction; safe to share between threads.
 
@@ -127,6 +132,27 @@ class Tokenizer:
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str, got {type(text).__name__}")
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def encode_continued(self, ids: list[int], text: str, more: str) -> list[int]:
+        """`encode(text + more)` given `ids == encode(text)`, encoding only the tail again.
+
+        Byte-level BPE never merges across a space that follows a non-space character (the
+        pre-tokenizer splits there, whatever comes after), so the ids before such a boundary
+        a few tokens from the end stay as they are; the text from it on is encoded with `more`.
+        Elsewhere (SentencePiece-style vocabularies, no boundary in reach, a tail that does not
+        decode back to the text's end) everything is encoded, as `encode` would."""
+        if not more:
+            return list(ids)
+        if self.kind == "byte_level":
+            lo = max(len(ids) - CONTINUE_MAX_TOKENS, 1)
+            for j in range(len(ids) - CONTINUE_MIN_TOKENS, lo - 1, -1):
+                head, piece = self.decode(ids[j - 1:j]), self.decode(ids[j:j + 1])
+                if piece[:1] == " " and head and not head[-1].isspace():
+                    tail = self.decode(ids[j:])
+                    if text.endswith(tail):
+                        return ids[:j] + self.encode(tail + more, add_special_tokens=False)
+                    break
+        return self.encode(text + more)
 
     def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """`encode` of many texts at once, in parallel inside the tokenizers library."""
