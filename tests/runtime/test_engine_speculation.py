@@ -82,3 +82,14 @@ def test_every_slot_comes_back_after_drafting(engines):
     on, _ = engines
     run_each(on, SamplingParams(temperature=0, max_new_tokens=24, ignore_eos=True))
     on.call(lambda core: core.scheduler.check_idle())
+
+
+def test_drafts_run_through_the_compiled_decode_step_unchanged(tiny_model_dir, engines):
+    _, off = engines
+    compiled = Engine(str(tiny_model_dir), kv_tokens=4096, weights="fp32", compile=True)
+    try:
+        params = SamplingParams(temperature=0, max_new_tokens=32, ignore_eos=True)
+        assert run_each(compiled, params) == run_each(off, params)
+        assert drafted(compiled)[1] > 0
+    finally:
+        compiled.shutdown()

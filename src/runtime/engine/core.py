@@ -39,7 +39,7 @@ from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forwar
 from ..sampling_params import SamplingParams
 from .admission import Admission
 from .branches import record_branch_logprobs
-from .speculation import DraftLength, NgramIndex, can_speculate, grammar_prefix, verify_greedy
+from .drafting import Drafter
 from .config import EngineConfig
 from .handle import RequestError
 from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
@@ -57,11 +57,6 @@ log = logging.getLogger("tines.engine")
 # Jump-forward checks that the grammar still closes within the budget only this close to it
 # (the check walks the closing path; far from the end it always passes).
 CLOSING_CHECK_TOKENS = 64
-# Speculation's cost model (speculation.DraftLength), measured on the default model on the CPU:
-# one more computed row costs ~this share of a decode step, and a drafting step runs the eager
-# extend path instead of the compiled decode.
-DRAFT_ROW_COST = 0.05
-DRAFT_STEP_COST = 0.15
 
 
 class EngineCore:
@@ -72,6 +67,7 @@ class EngineCore:
         self.max_model_len = max_model_len
         self.admission = admission or Admission(cfg.max_queue)
         self.sampler = Sampler(tokenizer, cfg.seed)
+        self.drafter = Drafter(cfg, self.sampler)
         self.requests: dict[str, Request] = {}
         self.counters = Counters()
         self.vocab_size = runner.model.cfg.vocab_size
@@ -358,56 +354,27 @@ class EngineCore:
         else:
             seq.grammar.fill_bitmask(buf, row)
 
-    # --- speculation (speculation.py) -----------------------------------------------------
+    # --- speculation (drafting.py) --------------------------------------------------------
     def _propose_drafts(self) -> list[Sequence]:
-        """Give each greedy decoding sequence this step's draft (while few sequences decode),
-        after its pending token or after the text jump-forward appended."""
-        if not self.cfg.speculation:
-            return []
-        decoding = [s for s in self.scheduler.running if s.num_output and s.num_pending]
-        if len(decoding) > self.cfg.speculation_max_batch:
-            return []
+        """Give each sequence that may draft this step its draft; the ones that got one."""
         drafted = []
-        for seq in decoding:
-            if self._isolated(seq.request, "drafting", self._draft, seq) and seq.draft:
+        for seq in self.drafter.candidates(self.scheduler.running):
+            if self._isolated(seq.request, "drafting", self.drafter.draft, seq,
+                              self._remaining(seq)) and seq.draft:
                 drafted.append(seq)
         return drafted
 
-    def _draft(self, seq: Sequence) -> None:
-        if not can_speculate(seq.request.params, seq.num_output, seq.grammar) \
-                or isinstance(seq.grammar, HealingMatcher):
-            return
-        if seq.draft_length is None:
-            seq.ngram = NgramIndex(seq.token_ids)
-            seq.draft_length = DraftLength(row_cost=DRAFT_ROW_COST, step_cost=DRAFT_STEP_COST)
-        else:
-            seq.ngram.extend(seq.token_ids[len(seq.ngram):])
-        # The pending token is drafted on: at most the budget after it.
-        k = min(seq.draft_length.next(), self._remaining(seq) - 1)
-        draft = seq.ngram.propose(k) if k > 0 else []
-        if draft and seq.grammar is not None:  # the matcher has taken the pending token
-            draft = grammar_prefix(draft, seq.grammar)
-        seq.draft = draft
-
     def _verify_draft(self, chunk: Chunk, logits: torch.Tensor) -> None:
-        """Keep the draft's longest prefix the model agrees with plus the model's own next
-        token (speculation.verify_greedy), appended one by one as decoding would: a stop ends
-        it, and where the grammar forces text after a token, jump-forward takes over there.
-        The K/V of accepted draft tokens is kept; the rest is freed."""
+        """Append what greedy decoding emits over the draft's rows one token at a time, as
+        decoding would: a stop ends it, and where the grammar forces text after a token,
+        jump-forward takes over there. The K/V of accepted draft tokens is kept; the rest is
+        freed."""
         seq, draft = chunk.seq, chunk.draft
-        p = seq.request.params
-        ends = self._end_ids(seq)
-        verified = verify_greedy(logits, draft, seq.grammar, pick=self._greedy_pick(seq),
-                                 end_ids=ends, max_tokens=self._remaining(seq),
-                                 close_on_budget=p.close_on_budget)
+        verified = self.drafter.verify(seq, draft, logits, self._end_ids(seq), self._remaining(seq))
         tokens, accepted = verified.token_ids, verified.num_accepted
-        seq.draft_length.update(len(draft), accepted)
         self.counters.draft_tokens += len(draft)
         self.counters.draft_tokens_accepted += accepted
-        if seq.grammar is not None:  # `_append` feeds the matcher again, token by token
-            seq.grammar.rollback(len(tokens) - (tokens[-1] in ends))
-        length = len(seq.token_ids)
-        self.scheduler.truncate(seq, length + accepted)  # pending token + accepted drafts
+        self.scheduler.truncate(seq, len(seq.token_ids) + accepted)  # pending + accepted drafts
         for i, token in enumerate(tokens):
             seq.num_sampled += 1
             self._append(seq, token, None)
@@ -420,15 +387,6 @@ class EngineCore:
                 return
         if not seq.is_finished:
             self._jump_forward(seq)
-
-    def _greedy_pick(self, seq: Sequence) -> Callable[[torch.Tensor, torch.Tensor | None], list[int]]:
-        """The sampler's own pick for `seq`'s rows (logit bias, masks and all)."""
-        row = SampleRow(seq.request.params, seq.token_ids, seq.prompt_len, seq.seed, seq.index,
-                        self._end_ids(seq))
-
-        def pick(logits: torch.Tensor, bitmask: torch.Tensor | None) -> list[int]:
-            return self.sampler.sample(logits.clone(), [row] * len(logits), bitmask)[0]
-        return pick
 
     # --- tokens, stops, finishing ---------------------------------------------------------
     def _append(self, seq: Sequence, token: int, lp: TokenLogprob | None) -> None:

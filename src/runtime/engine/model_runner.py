@@ -37,6 +37,21 @@ class StepLogits:
     prompt_rows: dict[int, tuple[int, int, int]]  # id(seq) -> (first row, count, first position)
 
 
+# A drafted chunk of at most this many tokens runs as decode rows (see `run`).
+MAX_DRAFT_DECODE_ROWS = 16
+
+
+def _as_decode_rows(c: Chunk) -> bool:
+    return (c.length == 1 and c.end > 1) or (bool(c.draft) and c.length <= MAX_DRAFT_DECODE_ROWS)
+
+
+def _decode_rows(c: Chunk) -> list[Chunk]:
+    """A decode-rows chunk as single-token chunks, one per position, in order."""
+    if c.length == 1:
+        return [c]
+    return [Chunk(c.seq, p, p + 1, c.slots[i:i + 1]) for i, p in enumerate(range(c.start, c.end))]
+
+
 class ModelRunner:
     def __init__(self, model: LlamaModel, pool: KVPool, table: SlotTable, tp: Any = None):
         self.model, self.pool, self.table = model, pool, table
@@ -127,22 +142,25 @@ class ModelRunner:
         the logits of the rows that need them."""
         # Decodes: one new token after at least one cached; a one-token prompt goes with the
         # extends, so a decode batch never attends to a single key (a shape that would make
-        # the compiled decode graph specialize again).
-        decode = [c for c in chunks if c.length == 1 and c.end > 1]
-        extend = [c for c in chunks if not (c.length == 1 and c.end > 1)]
+        # the compiled decode graph specialize again). A short drafted chunk runs as decode
+        # rows too, one per token, each attending up to its own position (the step stores
+        # every row's K/V before attending), so drafts keep the compiled decode step.
+        decode = [c for c in chunks if _as_decode_rows(c)]
+        extend = [c for c in chunks if not _as_decode_rows(c)]
         chunks = extend + decode
         ids: list[int] = []
         positions: list[int] = []
         for c in chunks:
             ids += c.seq.token_ids[c.start:c.end - len(c.draft)] + c.draft
             positions += range(c.start, c.end)
+        decode_rows = [row for c in decode for row in _decode_rows(c)]
         lora = self._lora_batch(chunks)
         plain_rows = lora is None and all(c.context is None for c in chunks)
-        if self.graphs is not None and not extend and plain_rows and self.graphs.bucket(len(decode)):
+        if self.graphs is not None and not extend and plain_rows and self.graphs.bucket(len(decode_rows)):
             hidden = self.graphs.run(ids, positions, torch.cat([c.slots for c in chunks]),
-                                     [c.end for c in chunks], [c.seq.row for c in chunks])
+                                     [c.end for c in decode_rows], [c.seq.row for c in decode_rows])
         else:
-            hidden = self._run_eager(chunks, extend, decode, ids, positions, lora)  # (T, hidden)
+            hidden = self._run_eager(chunks, extend, decode_rows, ids, positions, lora)  # (T, hidden)
         rows, sample_row, prompt_rows = self._logit_rows(chunks)
         logits = self.model.compute_logits(hidden[rows]) if rows else hidden.new_zeros(0, 0)
         return chunks, StepLogits(self._to_host(logits), sample_row, prompt_rows)
