@@ -1,5 +1,6 @@
-"""What a run prints and writes: the table, the radix on/off equivalence, a JSON file and a
-bar chart (PNG)."""
+"""What a run prints and writes: the table, computed prompt tokens per second beside
+transformers', peak memory per system, the radix on/off equivalence, a JSON file and a bar
+chart (PNG)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from bench.systems import Measurement
 
 TINES, TINES_OFF = "tines", "tines (radix off)"
+HF, LLAMA = "transformers", "llama.cpp"
 
 
 def by_workload(ms: Sequence[Measurement]) -> dict[str, dict[str, Measurement]]:
@@ -73,6 +75,45 @@ def table(ms: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def computed_rate(rows: dict[str, Measurement]) -> float | None:
+    """tines' computed prompt tokens per second over transformers' on one workload (None
+    unless both ran it and computed something)."""
+    tines, hf = rows.get(TINES), rows.get(HF)
+    if tines is None or hf is None or not hf.computed_tok_per_s:
+        return None
+    return tines.computed_tok_per_s / hf.computed_tok_per_s
+
+
+def computed_rate_table(ms: Sequence[Measurement]) -> str:
+    """Per workload: each system's computed prompt tokens per second (prompt tokens it ran
+    through the model / the workload's wall time, decode included) and tines' ratio to
+    transformers'. transformers computes every prompt in full, so on select-only workloads
+    (mmlu, hellaswag) its figure is its one-call prefill rate; tines' counts only what its
+    cache did not hold."""
+    groups = by_workload(ms)
+    systems = list(dict.fromkeys(m.system for m in ms))
+    head = f"{'computed tok/s':16} " + " ".join(f"{s:>18}" for s in systems) + \
+        f" {'tines/hf':>9}"
+    lines = [head, "-" * len(head)]
+    for wl, rows in groups.items():
+        cells = " ".join(f"{rows[s].computed_tok_per_s:18.1f}" if s in rows else f"{'':18}"
+                         for s in systems)
+        ratio = computed_rate(rows)
+        lines.append(f"{wl:16} {cells} {'' if ratio is None else f'{ratio:8.2f}x':>9}")
+    return "\n".join(lines)
+
+
+def memory_table(peaks: dict[str, int]) -> str:
+    """Peak RSS of each system's own process (loading, probe and every workload included)
+    and its ratio to llama.cpp's."""
+    ref = peaks.get(LLAMA)
+    lines = [f"{'peak RSS':18} {'MiB':>8} {'x llama.cpp':>11}"]
+    for system, peak in peaks.items():
+        ratio = f"{peak / ref:10.2f}x" if ref else ""
+        lines.append(f"{system:18} {peak / 2**20:8.0f} {ratio:>11}")
+    return "\n".join(lines)
+
+
 def notes(ms: Sequence[Measurement]) -> str:
     """Per system: how it ran (its distinct notes) and the load average seen at the end of
     its workloads (2 cores: above ~2.5 means another process was competing)."""
@@ -97,6 +138,10 @@ def write_json(path: Path, ms: Sequence[Measurement], meta: dict[str, Any]) -> N
             "output_tokens_per_s": m.output_tok_per_s, "prompt_tokens": m.tally.prompt_tokens,
             "computed_prompt_tokens": m.tally.computed_tokens,
             "output_tokens": m.tally.output_tokens, "cache_hit_rate": m.tally.hit_rate,
+            "computed_tokens_per_s": m.computed_tok_per_s,
+            "computed_rate_vs_transformers": (computed_rate(by_workload(ms)[m.workload])
+                                              if m.system == TINES else None),
+            "peak_rss_bytes": m.peak_rss_bytes,
             "tines_speedup": (ref.programs_per_s / m.programs_per_s
                               if ref is not None and m.programs_per_s else None),
             "answers_equal_to_tines": agreement(m, ref), "notes": m.notes, "answers": m.answers,

@@ -5,8 +5,10 @@ run on every available system with the same inputs and token budgets, greedy:
 tines, tines with the radix cache off (the ablation), llama-cpp-python (prompt cache on),
 and transformers `generate` one call at a time. Every answer is checked for validity; the
 table gives programs/s, output tokens/s, prompt tokens per program (given and actually
-computed), cache hit rate, agreement with tines' answers and tines' speed-up. Results go to
-bench/results/run-<timestamp>.json and .png.
+computed), cache hit rate, agreement with tines' answers and tines' speed-up. Each system
+runs in a fresh process of its own (spawned, so no system's memory or threads carry into
+another's), whose peak RSS is printed per system; computed prompt tokens per second are
+printed beside transformers'. Results go to bench/results/run-<timestamp>.json and .png.
 
     .venv/bin/python -m bench.run --quick                  # < 5 minutes
     .venv/bin/python -m bench.run                          # the full run, < 30 minutes
@@ -40,7 +42,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench import report  # noqa: E402
-from bench.systems import LlamaCppSystem, Measurement, TinesSystem, TransformersSystem  # noqa: E402
+from bench.isolated import SystemSpec, run_isolated  # noqa: E402
+from bench.systems import Measurement  # noqa: E402
 from bench.workloads import WORKLOADS  # noqa: E402
 
 # Programs per workload, (quick, full), for every system...
@@ -134,42 +137,25 @@ def exact_equivalence(args: argparse.Namespace, model: Path, plan: dict[str, dic
     counts = {wl: {"on": c["tines-no-radix"], "off": c["tines-no-radix"]} for wl, c in plan.items()}
     ms = []
     for key, radix in (("on", True), ("off", False)):
-        ms += run_system(key, TinesSystem(model, opts, radix, probe_tokens=None, label=" fp32"),
-                         counts, inputs)
+        spec = SystemSpec(key, "tines", {"model": model, "opts": opts, "radix": radix,
+                                         "probe_tokens": None, "label": " fp32"})
+        ms += run_isolated(spec, counts, inputs).measurements
     return report.radix_equivalence(ms, "tines fp32", "tines fp32 (radix off)")
 
 
-def make_systems(args: argparse.Namespace, model: Path) -> list[tuple[str, Any]]:
-    """(key, system) for each system asked for, in run order."""
+def system_specs(args: argparse.Namespace, model: Path) -> list[SystemSpec]:
+    """One spec for each system asked for, in run order."""
     opts, k = tines_opts(args), 32 if args.quick else 64  # k: decode tokens of the probe
-    table = {"tines": lambda: TinesSystem(model, opts, radix=True, probe_tokens=k),
-             "tines-no-radix": lambda: TinesSystem(model, opts, radix=False),
-             "llama.cpp": lambda: LlamaCppSystem(model, probe_tokens=k),
-             "transformers": lambda: TransformersSystem(model, args.hf_dtype, probe_tokens=k)}
-    return [(key, table[key]()) for key in args.systems]
-
-
-def run_system(key: str, system: Any, plan: dict[str, dict[str, int]],
-               inputs: dict[str, list[dict]]) -> list[Measurement]:
-    t0 = time.perf_counter()
-    try:
-        skip = system.open()
-    except Exception as e:  # noqa: BLE001 (a peer that cannot start is skipped, not fatal)
-        skip = f"failed to start: {type(e).__name__}: {e}"
-    if skip:
-        print(f"[{system.name}] skipped: {skip}", flush=True)
-        return []
-    print(f"[{system.name}] ready in {time.perf_counter() - t0:.1f} s", flush=True)
-    out = []
-    try:
-        for wl, counts in plan.items():
-            m = system.run(WORKLOADS[wl], inputs[wl][:counts[key]])
-            print(f"[{system.name}] {wl}: {m.n} programs in {m.seconds:.1f} s, "
-                  f"{m.valid}/{m.n} valid", flush=True)
-            out.append(m)
-    finally:
-        system.close()
-    return out
+    table = {
+        "tines": SystemSpec("tines", "tines", {"model": model, "opts": opts, "radix": True,
+                                               "probe_tokens": k}),
+        "tines-no-radix": SystemSpec("tines-no-radix", "tines",
+                                     {"model": model, "opts": opts, "radix": False}),
+        "llama.cpp": SystemSpec("llama.cpp", "llama.cpp", {"model": model, "probe_tokens": k}),
+        "transformers": SystemSpec("transformers", "transformers",
+                                   {"model": model, "dtype": args.hf_dtype, "probe_tokens": k}),
+    }
+    return [table[key] for key in args.systems]
 
 
 def model_path(args: argparse.Namespace) -> Path:
@@ -192,16 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     measurements: list[Measurement] = []
     speeds: dict[str, dict[str, float]] = {}
-    for key, system in make_systems(args, model):
-        measurements += run_system(key, system, plan, inputs)
-        if getattr(system, "speed", None):
-            speeds[system.name] = system.speed
+    peaks: dict[str, int] = {}
+    for spec in system_specs(args, model):
+        run = run_isolated(spec, plan, inputs)
+        measurements += run.measurements
+        if run.speed:
+            speeds[run.name] = run.speed
+        if run.measurements:  # a skipped system's process measured nothing worth showing
+            peaks[run.name] = run.peak_rss_bytes
     wall = time.perf_counter() - t0
 
     print()
     print(report.speed_table(speeds))
     print()
     print(report.table(measurements))
+    print()
+    print(report.computed_rate_table(measurements))
+    print()
+    print(report.memory_table(peaks))
     weights = tines_opts(args).get("weights", "auto")
     mismatches = {weights: report.radix_equivalence(measurements)}
     if weights != "fp32" and {"tines", "tines-no-radix"} <= set(args.systems):
@@ -224,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(json_path, measurements, {
         "mode": mode, "model": str(model), "argv": sys.argv[1:], "tines_opts": tines_opts(args),
         "radix_on_off_differences": mismatches,
-        "sizes": plan, "raw_speed": speeds, "seed": args.seed, "wall_seconds": wall, "cores": os.cpu_count(),
+        "sizes": plan, "raw_speed": speeds, "peak_rss_bytes": peaks, "seed": args.seed, "wall_seconds": wall, "cores": os.cpu_count(),
         "python": platform.python_version(), "versions": _versions()})
     why = report.write_chart(png_path, measurements, f"tines bench ({mode}), {model.name}, "
                              f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")

@@ -3,13 +3,16 @@ raw speed into `speed`; returns None or the reason it is skipped), `run(workload
 -> Measurement`, `close()`.
 
 Time is wall time around the workload's run function only: loading and a tiny warm-up are
-outside it. Token counts come from each system's own counters where it has them.
+outside it. Token counts come from each system's own counters where it has them. Memory is
+the process's peak resident set (bench/run.py runs each system in a process of its own).
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,8 @@ class Measurement:
     answers: list[Any]
     valid: int
     notes: list[str] = field(default_factory=list)
+    # The process's peak RSS when the workload ended (loading and earlier workloads included).
+    peak_rss_bytes: int | None = None
 
     @property
     def programs_per_s(self) -> float:
@@ -38,6 +43,26 @@ class Measurement:
     @property
     def output_tok_per_s(self) -> float:
         return self.tally.output_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def computed_tok_per_s(self) -> float:
+        """Prompt tokens run through the model per second of the workload's wall time (decode
+        time included: a per-token prefill rate only where the workload decodes little)."""
+        return self.tally.computed_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def process_peak_rss() -> int:
+    """This process's peak resident set: VmHWM (Linux; the current program's, from its exec
+    on), else getrusage's ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KB elsewhere
 
 
 def _timed(run: Any) -> tuple[list, float]:
@@ -57,7 +82,7 @@ def _result(system: str, wl: ModuleType, inputs: list[dict], answers: list[Any],
             seconds: float, tally: Tally, notes: list[str] | None = None) -> Measurement:
     valid = sum(1 for a in answers if wl.check(a))
     return Measurement(system, wl.NAME, len(inputs), seconds, tally, answers, valid,
-                       [*(notes or []), _load_note()])
+                       [*(notes or []), _load_note()], process_peak_rss())
 
 
 class TinesSystem:

@@ -303,6 +303,7 @@ class Scheduler:
         if self.running:
             return
         self.cache.check()
+        self.pool.check()
         if self.pool.num_free + self.cache.total_size != self.pool.num_slots:
             raise AssertionError(f"KV slots leaked: {self.pool.num_free} free + "
                                  f"{self.cache.total_size} cached != {self.pool.num_slots}")

@@ -49,7 +49,8 @@ def snapshot(core: EngineCore) -> Mapping[str, Any]:
         "kv_slots_used": pool.num_used,
         "kv_slots_cached": cache.total_size,
         "kv_slots_protected": cache.protected_size,  # cached slots locked by requests
-        "kv_pool_bytes": pool.nbytes,
+        "kv_pool_bytes": pool.nbytes,  # the cap
+        "kv_pool_touched_bytes": pool.touched_bytes,  # resident: the most slots held at once
         "cache_hit_tokens": cache.hit_tokens,
         "cache_hit_rate": cache.hit_tokens / looked_up if looked_up else 0.0,
         "evicted_tokens": cache.evicted_tokens,
