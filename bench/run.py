@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = ", ".join(f"{wl} n={counts['tines']}" for wl, counts in plan.items())
     print(f"tines bench ({mode}): {model.name}, {os.cpu_count()} cores; {shown}; tines opts "
           f"{tines_opts(args)}", flush=True)
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()), flush=True)
     t0 = time.perf_counter()
     measurements: list[Measurement] = []
     speeds: dict[str, dict[str, float]] = {}

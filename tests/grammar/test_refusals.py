@@ -13,6 +13,7 @@ import re
 import jsonschema
 import pytest
 
+from tests.grammar.walks import random_output
 from tines.grammar import GrammarSpec, UnsupportedSchemaError
 
 DEPENDENCIES = {"type": "object", "properties": {"card": {"type": "string"},
@@ -99,22 +100,9 @@ def test_random_outputs_validate(byte_compiler, index):
     schema, validator = CASES[index]
     g = byte_compiler.compile(GrammarSpec.json_schema(schema))
     rng = random.Random(index)
-    eos = g.vocab.eos_token_ids
     for _ in range(40):
-        m = g.matcher()
-        out: list[int] = []
-        for _ in range(rng.randrange(0, 30)):
-            ids = [t for t in m.allowed_token_ids().tolist() if t not in eos]
-            if not ids:
-                break
-            # prefer JSON punctuation and letters so walks reach members, not just long keys
-            nice = [t for t in ids if chr(t) in '{}[]",:0123456789abcxyz' or t > 127]
-            out.append(rng.choice(nice or ids))
-            assert m.accept_token(out[-1])
-        closing = m.closing_token_ids()
-        assert m.accept_tokens(closing) and m.is_accepting()
-        out += closing
-        text = bytes(out).decode()
+        # prefer JSON punctuation and letters so walks reach members, not just long keys
+        text = random_output(g, rng, 30, '{}[]",:0123456789abcxyz')
         validator(schema).validate(json.loads(text))
 
 

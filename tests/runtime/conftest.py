@@ -192,3 +192,23 @@ def tokenizer_gguf_writer():
 def spm_gguf_writer():
     """`write_spm_gguf(path, add_space_prefix=...)`, for tests that need a variant."""
     return write_spm_gguf
+
+
+@pytest.fixture(scope="module")
+def engine_factory(tiny_model_dir):
+    """`make(**EngineConfig fields)`: engines on the tiny model (float32, a 4096-token pool
+    unless told), shut down after the module."""
+    from tines.runtime.engine.engine import Engine
+
+    engines = []
+
+    def make(**kw):
+        kw.setdefault("kv_tokens", 4096)
+        kw.setdefault("weights", "fp32")  # exact equalities need float32 throughout
+        engine = Engine(str(tiny_model_dir), **kw)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for e in engines:
+        e.shutdown()

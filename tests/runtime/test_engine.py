@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=16, ignore_eos=True)
@@ -22,22 +21,6 @@ def mixed_prompts(n: int, seed: int = 0) -> list[str]:
 
 def token_ids(outputs) -> list[list[int]]:
     return [o.outputs[0].token_ids for o in outputs]
-
-
-@pytest.fixture(scope="module")
-def engine_factory(tiny_model_dir):
-    engines = []
-
-    def make(**kw) -> Engine:
-        kw.setdefault("kv_tokens", 4096)
-        kw.setdefault("weights", "fp32")  # exact equalities below need float32 throughout
-        engine = Engine(str(tiny_model_dir), **kw)
-        engines.append(engine)
-        return engine
-
-    yield make
-    for e in engines:
-        e.shutdown()
 
 
 def test_batch_of_16_mixed_lengths_equals_each_request_alone(engine_factory):

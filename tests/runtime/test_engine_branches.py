@@ -15,22 +15,6 @@ from tines.runtime.sampling_params import SamplingParams
 PREFIX = "The river ran past the old stone mill and the maple trees, and the answer is"
 
 
-@pytest.fixture(scope="module")
-def make_engine(tiny_model_dir):
-    engines = []
-
-    def make(**kw) -> Engine:
-        kw.setdefault("kv_tokens", 4096)
-        kw.setdefault("weights", "fp32")
-        engine = Engine(str(tiny_model_dir), **kw)
-        engines.append(engine)
-        return engine
-
-    yield make
-    for e in engines:
-        e.shutdown()
-
-
 def prompt_logprobs_alone(engine: Engine, ids: list[int], start: int) -> list[float]:
     """The reference: the whole prompt as a plain request asking for its prompt logprobs."""
     out = engine.submit(ids, SamplingParams(max_new_tokens=1, prompt_logprobs=True)).result()
@@ -47,23 +31,23 @@ def assert_scores_match_alone(engine: Engine, prefix: str, choices: list[str]) -
         assert score.logprobs == pytest.approx(alone, abs=1e-4)
 
 
-def test_multi_token_choices_equal_each_prompt_alone(make_engine):
-    engine = make_engine(disable_radix_cache=True)
+def test_multi_token_choices_equal_each_prompt_alone(engine_factory):
+    engine = engine_factory(disable_radix_cache=True)
     assert_scores_match_alone(engine, PREFIX, [" alpha beta gamma", " river", " stone cloud", " maple"])
 
 
-def test_choices_that_share_leading_tokens_equal_each_prompt_alone(make_engine):
-    engine = make_engine(disable_radix_cache=True)
+def test_choices_that_share_leading_tokens_equal_each_prompt_alone(engine_factory):
+    engine = engine_factory(disable_radix_cache=True)
     assert_scores_match_alone(engine, PREFIX, [" river stone", " river stone mill", " river cloud"])
 
 
-def test_choices_that_merge_with_the_prefix_end_equal_each_prompt_alone(make_engine):
-    engine = make_engine(disable_radix_cache=True)
+def test_choices_that_merge_with_the_prefix_end_equal_each_prompt_alone(engine_factory):
+    engine = engine_factory(disable_radix_cache=True)
     assert_scores_match_alone(engine, "The old mill by the sto", ["ne", "rm", "ry of it"])
 
 
-def test_single_token_choices_compute_only_the_prefix(make_engine):
-    engine = make_engine(disable_radix_cache=True)
+def test_single_token_choices_compute_only_the_prefix(engine_factory):
+    engine = engine_factory(disable_radix_cache=True)
     choices = [" A", " B", " C", " D"]
     prefix_ids = engine.tokenizer.encode(PREFIX)
     assert all(len(engine.tokenizer.encode(PREFIX + c)) == len(prefix_ids) + 1 for c in choices)
@@ -72,14 +56,14 @@ def test_single_token_choices_compute_only_the_prefix(make_engine):
     assert stats["prefill_tokens_computed"] + stats["decode_tokens_computed"] == len(prefix_ids)
 
 
-def test_a_select_runs_in_one_step(make_engine):
-    engine = make_engine(disable_radix_cache=True)
+def test_a_select_runs_in_one_step(engine_factory):
+    engine = engine_factory(disable_radix_cache=True)
     engine.score(PREFIX, [" alpha beta gamma", " river stone", " maple"])
     assert engine.call(lambda core: core.counters.steps) == 1
 
 
-def test_scores_are_the_same_with_the_radix_cache_on_and_off(make_engine):
-    on, off = make_engine(), make_engine(disable_radix_cache=True)
+def test_scores_are_the_same_with_the_radix_cache_on_and_off(engine_factory):
+    on, off = engine_factory(), engine_factory(disable_radix_cache=True)
     choices = [" alpha beta", " gamma delta river", " stone"]
     first, again = on.score(PREFIX, choices), on.score(PREFIX, choices)  # again: trunk cached
     plain = off.score(PREFIX, choices)
@@ -90,8 +74,8 @@ def test_scores_are_the_same_with_the_radix_cache_on_and_off(make_engine):
         assert b.logprobs == pytest.approx(c.logprobs, abs=1e-4)
 
 
-def test_concurrent_selects_and_generates_equal_each_alone(make_engine):
-    engine = make_engine()
+def test_concurrent_selects_and_generates_equal_each_alone(engine_factory):
+    engine = engine_factory()
     greedy = SamplingParams(temperature=0, max_new_tokens=8, ignore_eos=True)
     selects = [(PREFIX + f" {word}", [" alpha", " beta gamma", " river stone cloud"])
                for word in ("one", "two", "three")]
@@ -102,7 +86,7 @@ def test_concurrent_selects_and_generates_equal_each_alone(make_engine):
         return await asyncio.gather(*scoring), await asyncio.gather(*generating)
 
     scores, outputs = asyncio.run(together())
-    alone = make_engine(disable_radix_cache=True)
+    alone = engine_factory(disable_radix_cache=True)
     for (prefix, choices), got in zip(selects, scores):
         for a, b in zip(got, alone.score(prefix, choices)):
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
@@ -111,14 +95,14 @@ def test_concurrent_selects_and_generates_equal_each_alone(make_engine):
     engine.call(lambda core: core.scheduler.check_idle())
 
 
-def test_branch_slots_are_returned(make_engine):
-    engine = make_engine()
+def test_branch_slots_are_returned(engine_factory):
+    engine = engine_factory()
     engine.score(PREFIX, [" alpha beta gamma delta", " river stone cloud", " maple"])
     engine.call(lambda core: core.scheduler.check_idle())  # free + cached == every slot
 
 
-def test_continuations_that_cannot_fit_the_pool_are_refused(make_engine):
-    engine = make_engine(kv_tokens=64, disable_radix_cache=True)
+def test_continuations_that_cannot_fit_the_pool_are_refused(engine_factory):
+    engine = engine_factory(kv_tokens=64, disable_radix_cache=True)
     with pytest.raises(ValueError, match="continuations"):
         engine.score("a b c d", [f" {n} alpha beta gamma delta river stone cloud maple"
                                  for n in range(12)])
