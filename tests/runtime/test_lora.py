@@ -68,12 +68,16 @@ def random_ids(n: int, seed: int) -> list[int]:
 ], ids=["attention", "attention+mlp", "partial-rslora-patterns"])
 def test_logits_match_transformers_peft(targets, lora_kwargs, base_dir, ours, tmp_path):
     hf = save_random_adapter(base_dir, tmp_path / "ad", targets, seed=1, **lora_kwargs)
-    adapters = LoraSet(ours.cfg)
-    adapter_id = adapters.load(tmp_path / "ad")
-    ids = random_ids(29, seed=2)
+    assert_logits_match(ours, hf, tmp_path / "ad", random_ids(29, seed=2))
+
+
+def assert_logits_match(model: LlamaModel, hf, adapter_dir: Path, ids: list[int]) -> None:
+    """Our model with the adapter folder gives the PEFT model's logits over `ids`."""
+    adapters = LoraSet.for_model(model)
+    adapter_id = adapters.load(adapter_dir)
     with torch.no_grad():
         expected = hf(torch.tensor([ids])).logits[0]
-    [got] = batch_logits(ours, [ids], LoraBatch.from_segments(adapters, [len(ids)], [adapter_id]))
+    [got] = batch_logits(model, [ids], LoraBatch.from_segments(adapters, [len(ids)], [adapter_id]))
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
@@ -211,11 +215,4 @@ def test_phi3_fused_targets_match_transformers_peft(tmp_path):
     base = save_phi3(tmp_path / "phi3")
     hf = save_random_adapter(base, tmp_path / "ad", ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
                              seed=12)
-    model = load_model(base, "fp32").model
-    adapters = LoraSet.for_model(model)
-    adapter_id = adapters.load(tmp_path / "ad")
-    ids = random_ids(23, seed=13)
-    with torch.no_grad():
-        expected = hf(torch.tensor([ids])).logits[0]
-    [got] = batch_logits(model, [ids], LoraBatch.from_segments(adapters, [len(ids)], [adapter_id]))
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert_logits_match(load_model(base, "fp32").model, hf, tmp_path / "ad", random_ids(23, seed=13))
