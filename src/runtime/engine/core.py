@@ -4,7 +4,8 @@ A step: the scheduler picks chunks; the runner computes them; prompt logprobs ar
 computed prompts go into the radix cache; each sequence that reached its end gets a token
 (n > 1 requests fork here, on their first token); tokens are checked against stop conditions
 and the grammar, which may force more text (jump-forward; near max_new_tokens the mask also
-keeps the sequence able to complete its grammar within the budget: `_fill_mask`); finished
+keeps the sequence able to complete its grammar within the budget: `_fill_mask`; the grammar
+side of a step is in grammar_steps.py, this class's base); finished
 sequences give their resources back, and every listener hears of new text.
 
 A request with `token_healing` starts with its prompt backed up over its last token(s); its
@@ -35,7 +36,6 @@ from typing import Any
 
 import torch
 
-from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forward
 from ..sampling_params import SamplingParams
 from .admission import Admission
 from .branches import record_branch_logprobs
@@ -46,6 +46,7 @@ from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabula
 from .model_runner import ModelRunner, StepLogits
 from ..outputs import StreamDelta, TokenLogprob
 from .events import request_output, stream_delta
+from .grammar_steps import GrammarSteps
 from .request import Request, Sequence, SeqStatus
 from .sampler import Sampler, SampleRow
 from .scheduler import Chunk, Scheduler
@@ -54,12 +55,9 @@ from .text_output import TextOutput
 from ..tokenizer.tokenizer import Tokenizer
 
 log = logging.getLogger("tines.engine")
-# Jump-forward checks that the grammar still closes within the budget only this close to it
-# (the check walks the closing path; far from the end it always passes).
-CLOSING_CHECK_TOKENS = 64
 
 
-class EngineCore:
+class EngineCore(GrammarSteps):
     def __init__(self, cfg: EngineConfig, tokenizer: Tokenizer, runner: ModelRunner,
                  scheduler: Scheduler, max_model_len: int, admission: Admission | None = None):
         self.cfg, self.tokenizer, self.runner, self.scheduler = cfg, tokenizer, runner, scheduler
@@ -324,35 +322,10 @@ class EngineCore:
             ends |= self.tokenizer.eos_token_ids
         return frozenset(ends)
 
-    def _grammar_masks(self, seqs: list[Sequence]) -> list[torch.Tensor | None]:
-        """Each constrained sequence's allowed tokens as an int32 (V/32,) bitmask row (None
-        for free ones); a matcher that raises fails its own request."""
-        masks: list[torch.Tensor | None] = [None] * len(seqs)
-        grammar_rows = [i for i, seq in enumerate(seqs) if seq.grammar is not None]
-        if not grammar_rows:
-            return masks
-        bitmask = torch.zeros(len(grammar_rows), self.vocab_words, dtype=torch.int32)
-        buf = bitmask.numpy()
-        for j, i in enumerate(grammar_rows):
-            if self._live(seqs[i]) and self._isolated(seqs[i].request, "grammar mask",
-                                                      self._fill_mask, seqs[i], buf, j):
-                masks[i] = bitmask[j]
-        return masks
-
     def _remaining(self, seq: Sequence) -> int:
         """Tokens `seq` may still append, the one sampled this step included."""
         return min(seq.request.params.max_new_tokens - seq.num_output,
                    self.max_model_len - len(seq.token_ids))
-
-    def _fill_mask(self, seq: Sequence, buf, row: int) -> None:
-        """Budget-aware closing: with `close_on_budget`, a matcher that supports it
-        (`fill_bitmask_within`) holds the sequence to tokens after which its shortest
-        completion still fits the remaining budget, so a cut output still parses."""
-        within = getattr(seq.grammar, "fill_bitmask_within", None)
-        if within is not None and seq.request.params.close_on_budget:
-            within(buf, row, self._remaining(seq))
-        else:
-            seq.grammar.fill_bitmask(buf, row)
 
     # --- speculation (drafting.py) --------------------------------------------------------
     def _propose_drafts(self) -> list[Sequence]:
@@ -409,64 +382,6 @@ class EngineCore:
         if seq.grammar is not None and seq.grammar.is_terminated():
             return self._finish(seq, "stop")
 
-    def _jump_forward(self, seq: Sequence) -> None:
-        """Append the tokens the grammar forces, without sampling them; the next step computes
-        them in one chunk. The boundary is re-tokenized as the tokenizer would, which may
-        replace the last tokens (only ones the sequence owns, never cached ones)."""
-        jf = self._plan_jump_forward(seq)
-        if jf is not None:
-            self._apply_jump_forward(seq, jf)
-
-    def _plan_jump_forward(self, seq: Sequence) -> JumpForward | None:
-        """The forced text `_jump_forward` would append now (None: nothing to do)."""
-        if seq.grammar is None or not self.cfg.jump_forward or isinstance(seq.grammar, HealingMatcher):
-            return None
-        own = len(seq.token_ids) - max(seq.cached_len, seq.prompt_len)
-        budget = seq.request.params.max_new_tokens - seq.num_output
-        jf = jump_forward(seq.grammar, seq.token_ids[seq.prompt_len:], self._encode,
-                          max_retract=min(2, own))
-        if jf is None or len(jf.append_ids) - jf.num_retract > budget:
-            return None
-        return jf if self._closes_after(seq, jf) else None
-
-    def _apply_jump_forward(self, seq: Sequence, jf: JumpForward) -> None:
-        apply_jump_forward(seq.grammar, jf)
-        cut = len(seq.token_ids) - jf.num_retract
-        removed = seq.token_ids[cut:]
-        del seq.token_ids[cut:]
-        if seq.status is SeqStatus.RUNNING:  # retracted tokens that already have K/V
-            self.scheduler.truncate(seq, cut)
-        if seq.ngram is not None:
-            seq.ngram.truncate(min(len(seq.ngram), cut))
-        seq.token_ids += jf.append_ids
-        seq.num_forced_tokens += jf.num_saved
-        self.counters.forced_tokens += jf.num_saved
-        stop = seq.output.replace_tail(seq.token_ids[max(seq.prompt_len, cut - 4):cut], removed,
-                                       jf.append_ids)
-        if stop is not None:
-            self._finish(seq, "stop", stop)
-        elif seq.grammar.is_terminated():
-            self._finish(seq, "stop")
-        elif seq.num_output >= seq.request.params.max_new_tokens:
-            self._finish(seq, "length")
-
-    def _closes_after(self, seq: Sequence, jf: JumpForward) -> bool:
-        """Whether the grammar can still be completed within the budget after `jf` (always
-        true without `close_on_budget`). Jump-forward tokenizes the way the tokenizer does,
-        which may take more tokens than the closing path; near the end, when it would, the
-        budget mask samples the forced text instead."""
-        if not seq.request.params.close_on_budget or not hasattr(seq.grammar, "min_tokens_to_accept"):
-            return True
-        left = self._remaining(seq) - jf.num_saved
-        if left > CLOSING_CHECK_TOKENS:
-            return True
-        sim = seq.grammar.copy()
-        apply_jump_forward(sim, jf)
-        return sim.min_tokens_to_accept() <= left
-
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
     def _finish(self, seq: Sequence, reason: str, matched: str | int | None = None) -> None:
         seq.finish_reason, seq.matched_stop = reason, matched
         seq.output.finish()
@@ -474,46 +389,6 @@ class EngineCore:
             self.scheduler.release(seq, SeqStatus.FINISHED)
         elif seq.status is SeqStatus.WAITING:
             self.scheduler.remove_waiting(seq)
-
-    def _start_grammars(self) -> None:
-        """Give waiting sequences whose grammar has compiled their matcher (appending any
-        text forced at the very start, so the prefill computes it), or fail the request when
-        compilation failed. A grammar that forces the whole answer completes it here."""
-        for seq in list(self.scheduler.waiting):
-            future = seq.request.grammar_future
-            if future is None or seq.grammar is not None or not future.done() or seq.is_finished:
-                continue
-            if future.exception() is not None:
-                self.fail(seq.request, future.exception())
-                continue
-            self._isolated(seq.request, "grammar start", self._start_grammar, seq, future.result())
-
-    def _start_grammar(self, seq: Sequence, compiled: Any) -> None:
-        seq.grammar = compiled.matcher()
-        heal = self._healing.get(seq.request.request_id)
-        if heal is not None:  # the prompt's tail is re-spelled before the grammar's text
-            seq.grammar = HealingMatcher(self._heal_vocab, heal.removed, seq.grammar)
-            return
-        self._jump_forward(seq)
-        if seq.is_finished:
-            self._complete_forced(seq)
-
-    def _complete_forced(self, seq: Sequence) -> None:
-        """The grammar forced the whole answer before any token was computed: the request's
-        other completions get the same text, and it completes now, prompt never run."""
-        req = seq.request
-        for i in range(len(req.seqs), 1 if req.prefill_only else req.params.n):
-            child = self._new_seq(req, i)
-            child.token_ids = list(seq.token_ids)
-            child.num_forced_tokens = seq.num_forced_tokens
-            child.output.push(seq.token_ids[seq.prompt_len:])
-            child.output.finish()
-            child.finish_reason, child.matched_stop = seq.finish_reason, seq.matched_stop
-            child.status = SeqStatus.FINISHED
-        req.first_token_time = time.monotonic()
-        self.counters.ttft.observe(req.first_token_time - req.arrival)
-        self._left_queue(req)
-        self._maybe_complete(req)
 
     # --- listeners ------------------------------------------------------------------------
     def _emit(self, req: Request) -> None:
