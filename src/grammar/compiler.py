@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .automaton import Automaton
-from .bitmask import ids_to_bitmask
+from .automaton_grammar import AutomatonGrammar
 from .choices import choices_expr
 from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
 from .json_schema import JsonOptions, json_schema_expr
-from .matcher import GrammarMatcher
 from .regex import regex_expr
 from .structural_tag import structural_tag_expr
 from .token_index import TokenIndex
@@ -150,7 +149,7 @@ def build_expr(pool: ExprPool, spec: GrammarSpec, warnings: list[str] | None = N
     return json_schema_expr(pool, json.loads(spec.value), spec.json, warnings)
 
 
-class CompiledGrammar:
+class CompiledGrammar(AutomatonGrammar):
     """A constraint compiled for one vocabulary. Shared by all sequences using it."""
 
     def __init__(self, spec: GrammarSpec, vocab: TokenVocabulary):
@@ -162,28 +161,7 @@ class CompiledGrammar:
         self.automaton = Automaton(self.pool, build_expr(self.pool, spec, self.warnings))
         self.index = TokenIndex(self.automaton, vocab)
         self.closing = ClosingIndex(self.automaton, self.index)
-        self.eos_only_mask = ids_to_bitmask(sorted(vocab.eos_token_ids), vocab.vocab_size)
-        self.index.mask(self.automaton.start)
-        self.compile_seconds = time.perf_counter() - t0
-
-    def matcher(self) -> GrammarMatcher:
-        return GrammarMatcher(self)
-
-    def accepts_bytes(self, data: bytes) -> bool:
-        """Whether the grammar accepts this exact output (byte level)."""
-        return self.automaton.accepts(data)
-
-    def accepts_text(self, text: str) -> bool:
-        return self.accepts_bytes(text.encode("utf-8"))
-
-    def accepts_tokens(self, token_ids) -> bool:
-        """Whether these tokens are allowed one by one and end in an accepting state."""
-        m = self.matcher()
-        return m.accept_tokens(token_ids) and m.is_accepting()
-
-    def stats(self) -> dict:
-        return {"states": self.automaton.num_states, "masks": self.index.num_computed,
-                "expr_nodes": len(self.pool), "compile_ms": 1e3 * self.compile_seconds}
+        self._ready(t0)
 
 
 def compile_spec(spec: GrammarSpec, vocab: TokenVocabulary):

@@ -29,7 +29,7 @@ vocabulary, each one allowed by the mask).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,13 +156,7 @@ class GrammarMatcher:
 
     def accept_tokens(self, token_ids) -> bool:
         """Accept all or none: on the first refused token, roll back and return False."""
-        n = 0
-        for t in token_ids:
-            if not self.accept_token(t):
-                self.rollback(n)
-                return False
-            n += 1
-        return True
+        return accept_all_or_none(self, token_ids)
 
     def rollback(self, num_tokens: int) -> None:
         """Undo the last `num_tokens` accepted tokens."""
@@ -205,3 +199,14 @@ def utf8_complete_len(data: bytes) -> int:
     need = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4
     return n if n - i >= need else i
 
+
+def accept_all_or_none(matcher: Any, token_ids) -> bool:
+    """`matcher.accept_token` over `token_ids`; on the first refused token, the ones already
+    taken are rolled back and the answer is False (every matcher's `accept_tokens`)."""
+    n = 0
+    for t in token_ids:
+        if not matcher.accept_token(t):
+            matcher.rollback(n)
+            return False
+        n += 1
+    return True

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..matcher import accept_all_or_none
 from ..vocabulary import TokenVocabulary
 
 
@@ -114,13 +115,7 @@ class ForeignMatcher:
         return True
 
     def accept_tokens(self, token_ids) -> bool:
-        n = 0
-        for t in token_ids:
-            if not self.accept_token(t):
-                self.rollback(n)
-                return False
-            n += 1
-        return True
+        return accept_all_or_none(self, token_ids)
 
     def rollback(self, num_tokens: int) -> None:
         if not 0 <= num_tokens <= self.num_tokens:

@@ -1,8 +1,9 @@
 """A context-free grammar compiled for one vocabulary, behind the engine's matcher protocol.
 
-`CfgGrammar` has the attributes `GrammarMatcher`, `jump_forward` and the closing index read
-from a `CompiledGrammar` (`vocab`, `pool`, `automaton`, `index`, `closing`,
-`eos_only_mask`), so a CFG runs through the same per-sequence `GrammarMatcher`:
+`CfgGrammar` is an `AutomatonGrammar`, as `CompiledGrammar` is: it has the attributes
+`GrammarMatcher`, `jump_forward` and the closing index read (`vocab`, `pool`, `automaton`,
+`index`, `closing`, `eos_only_mask`), so a CFG runs through the same per-sequence
+`GrammarMatcher`:
 `fill_bitmask`, `accept_token`, `is_terminated`, `copy`, `forced_bytes`,
 `min_tokens_to_accept`, `closing_bytes`, `fill_budget_bitmask`.
 
@@ -16,9 +17,8 @@ from __future__ import annotations
 import time
 
 from ..automaton import Automaton
-from ..bitmask import ids_to_bitmask
+from ..automaton_grammar import AutomatonGrammar
 from ..closing import ClosingIndex
-from ..matcher import GrammarMatcher
 from ..token_index import TokenIndex
 from .index import CfgTokenIndex
 from ..vocabulary import TokenVocabulary
@@ -54,7 +54,7 @@ class CfgClosingIndex(ClosingIndex):
         self._min_len.update(pool.rule_min_lens())
 
 
-class CfgGrammar:
+class CfgGrammar(AutomatonGrammar):
     """A grammar compiled for one vocabulary; shared by every sequence that uses it."""
 
     def __init__(self, text: str, vocab: TokenVocabulary, syntax: str = "lark",
@@ -68,23 +68,10 @@ class CfgGrammar:
         self.automaton = Automaton(self.pool, build(self.ir, self.pool))
         self.index = CfgTokenIndex(self.automaton, vocab)
         self.closing = CfgClosingIndex(self.automaton, self.index, self.pool)
-        self.eos_only_mask = ids_to_bitmask(sorted(vocab.eos_token_ids), vocab.vocab_size)
-        self.index.mask(self.automaton.start)
-        self.compile_seconds = time.perf_counter() - t0
-
-    def matcher(self) -> GrammarMatcher:
-        return GrammarMatcher(self)
-
-    def accepts_bytes(self, data: bytes) -> bool:
-        return self.automaton.accepts(data)
-
-    def accepts_text(self, text: str) -> bool:
-        return self.accepts_bytes(text.encode("utf-8"))
+        self._ready(t0)
 
     def stats(self) -> dict:
-        return {"states": self.automaton.num_states, "masks": self.index.num_computed,
-                "expr_nodes": len(self.pool), "rules": len(self.pool.rule_names),
-                "compile_ms": 1e3 * self.compile_seconds}
+        return {**super().stats(), "rules": len(self.pool.rule_names)}
 
 
 def compile_cfg(text: str, vocab: TokenVocabulary, syntax: str = "lark",
