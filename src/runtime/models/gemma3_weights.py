@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .linear import Embedding, Linear, OutputHead
+from .llama import concat_parts, expected_weight_names, load_tensor
 from .quantize import Int4Weight
 
 _LAYER_NAMES = {
@@ -48,12 +48,12 @@ def load_gemma3_weights(model, weights: Iterable[tuple[str, torch.Tensor | Int4W
             if len(parts) < len(order):
                 continue
             parts = pending.pop(target)
-            tensor = _concat([parts[p] for p in order])
-        _load(model, target, tensor)
+            tensor = concat_parts([parts[p] for p in order])
+        load_tensor(model, *target.rsplit(".", 1), tensor)
         loaded.add(target)
     if pending:
         raise ValueError(f"incomplete fused weights: {sorted(pending)[:4]}")
-    missing = _expected(model) - loaded
+    missing = expected_weight_names(model) - loaded
     if missing:
         raise ValueError(f"checkpoint is missing weights: {sorted(missing)[:6]}")
 
@@ -66,34 +66,3 @@ def _target(name: str) -> str | None:
     idx, rest = name[len("model.layers."):].split(".", 1)
     ours = _LAYER_NAMES.get(rest) or _PART_OF.get(rest)
     return f"layers.{idx}.{ours}" if ours else None
-
-
-def _concat(parts: list[torch.Tensor | Int4Weight]) -> torch.Tensor | Int4Weight:
-    if all(isinstance(p, Int4Weight) for p in parts):
-        return Int4Weight.cat(parts)
-    return torch.cat([p.dequantize() if isinstance(p, Int4Weight) else p for p in parts])
-
-
-def _load(model, target: str, tensor: torch.Tensor | Int4Weight) -> None:
-    module_name, kind = target.rsplit(".", 1)
-    module = model.get_submodule(module_name)
-    if module is model.embed and model.head.tied is not None:
-        model.head.load(tensor)  # the tied output layer's own copies, if it keeps any
-    if isinstance(module, (Linear, Embedding, OutputHead)):
-        module.load(tensor)
-        return
-    param = module.get_parameter(kind)
-    if tuple(param.shape) != tuple(tensor.shape):
-        raise ValueError(f"{target}: checkpoint shape {tuple(tensor.shape)} != "
-                         f"model shape {tuple(param.shape)}")
-    param.data.copy_(tensor)
-
-
-def _expected(model) -> set[str]:
-    names = {n for n, _ in model.named_parameters()}
-    for name, module in model.named_modules():
-        if isinstance(module, (Linear, Embedding)) and not name.startswith("head."):
-            names.add(f"{name}.weight")
-    if model.head.tied is None:
-        names.add("head.weight")
-    return names

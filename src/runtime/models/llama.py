@@ -234,7 +234,7 @@ class LlamaModel(nn.Module):
                 if len(parts) < len(order):
                     continue
                 parts = pending.pop(target)
-                tensor = _concat([parts[p] for p in order])
+                tensor = concat_parts([parts[p] for p in order])
             self._load(module_name, kind, tensor)
             loaded.add(target)
         if pending:
@@ -244,29 +244,41 @@ class LlamaModel(nn.Module):
             raise ValueError(f"checkpoint is missing weights: {sorted(missing)[:6]}")
 
     def _load(self, module_name: str, kind: str, tensor: torch.Tensor | Int4Weight) -> None:
-        module = self.get_submodule(module_name)
-        if module is self.embed and self.head.tied is not None:
-            self.head.load(tensor)  # the tied output layer's own int4 copy, if it keeps one
-        if isinstance(module, (Linear, Embedding, OutputHead)):
-            if kind == "bias":
-                module.bias.data.copy_(tensor)
-            else:
-                module.load(tensor)
-            return
-        param = module.get_parameter(kind)
-        if tuple(param.shape) != tuple(tensor.shape):
-            raise ValueError(f"{module_name}.{kind}: checkpoint shape {tuple(tensor.shape)} != "
-                             f"model shape {tuple(param.shape)}")
-        param.data.copy_(tensor)
+        load_tensor(self, module_name, kind, tensor)
 
     def _expected_names(self) -> set[str]:
-        names = {n for n, _ in self.named_parameters()}
-        for name, module in self.named_modules():
-            if isinstance(module, (Linear, Embedding)) and not name.startswith("head."):
-                names.add(f"{name}.weight")
-        if self.head.tied is None:
-            names.add("head.weight")
-        return names
+        return expected_weight_names(self)
+
+
+def load_tensor(model: nn.Module, module_name: str, kind: str,
+                tensor: torch.Tensor | Int4Weight) -> None:
+    """Load one checkpoint tensor into `model` (a Llama-family or Gemma 3 model: `embed`,
+    `head` and `Linear` / `Embedding` / `OutputHead` modules take their own formats)."""
+    module = model.get_submodule(module_name)
+    if module is model.embed and model.head.tied is not None:
+        model.head.load(tensor)  # the tied output layer's own copies, if it keeps any
+    if isinstance(module, (Linear, Embedding, OutputHead)):
+        if kind == "bias":
+            module.bias.data.copy_(tensor)
+        else:
+            module.load(tensor)
+        return
+    param = module.get_parameter(kind)
+    if tuple(param.shape) != tuple(tensor.shape):
+        raise ValueError(f"{module_name}.{kind}: checkpoint shape {tuple(tensor.shape)} != "
+                         f"model shape {tuple(param.shape)}")
+    param.data.copy_(tensor)
+
+
+def expected_weight_names(model: nn.Module) -> set[str]:
+    """Every weight a checkpoint must give `model` (a tied head needs none of its own)."""
+    names = {n for n, _ in model.named_parameters()}
+    for name, module in model.named_modules():
+        if isinstance(module, (Linear, Embedding)) and not name.startswith("head."):
+            names.add(f"{name}.weight")
+    if model.head.tied is None:
+        names.add("head.weight")
+    return names
 
 
 def _top_indices(logits: torch.Tensor, k: int, chunk: int = 512) -> torch.Tensor:
@@ -296,7 +308,8 @@ def decode_layers(layers, x, residual, positions, cos_sin, k_caches, v_caches, o
     return x, residual
 
 
-def _concat(parts: list[torch.Tensor | Int4Weight]) -> torch.Tensor | Int4Weight:
+def concat_parts(parts: list[torch.Tensor | Int4Weight]) -> torch.Tensor | Int4Weight:
+    """Projections fused along dim 0: int4 blocks stay int4, anything else is dense."""
     if all(isinstance(p, Int4Weight) for p in parts):
         return Int4Weight.cat(parts)
     return torch.cat([p.dequantize() if isinstance(p, Int4Weight) else p for p in parts])
