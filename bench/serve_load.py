@@ -108,12 +108,14 @@ async def engine_level(engine, concurrency: int, per_client: int, max_tokens: in
     return Result(concurrency, time.perf_counter() - t0, ttfts, tokens)
 
 
-def start_server(model: str, port: int, kv_tokens: int) -> subprocess.Popen:
+def start_server(model: str, port: int, kv_tokens: int, timeout: float = 120) -> subprocess.Popen:
+    """`tines serve` in its own process, once /health answers (SystemExit if it does not
+    within `timeout` seconds, or exits)."""
     cmd = [sys.executable, "-m", "tines.runtime.cli", "serve", "--model", model, "--port", str(port),
            "--kv-tokens", str(kv_tokens)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"`{' '.join(cmd)}` exited with {proc.returncode}")
@@ -124,7 +126,7 @@ def start_server(model: str, port: int, kv_tokens: int) -> subprocess.Popen:
             pass
         if time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit("the server did not come up in 120 s")
+            raise SystemExit(f"the server did not come up in {timeout:.0f} s")
         time.sleep(0.3)
 
 

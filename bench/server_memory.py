@@ -17,10 +17,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import httpx
+
+from bench.serve_load import start_server
 
 
 def rss_of(pid: int) -> int:
@@ -37,24 +38,6 @@ def metric(url: str, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
-
-
-def start_server(model: str, port: int, kv_tokens: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tines.runtime.cli", "serve", "--model", model, "--port", str(port),
-           "--kv-tokens", str(kv_tokens)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not come up")
 
 
 async def send(url: str, model: str, first: int, count: int, concurrency: int, max_tokens: int) -> int:
@@ -94,7 +77,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    proc = start_server(model, port, args.kv_tokens)
+    proc = start_server(model, port, args.kv_tokens, timeout=300)
     try:
         served = httpx.get(url + "/v1/models").json()["data"][0]["id"]
         rows = []
