@@ -39,6 +39,9 @@ class EngineConfig:
     # computed waits a step, then reuses that prompt's KV instead of computing it again.
     share_wait_threshold: int = 32
     jump_forward: bool = True  # append grammar-forced text without sampling it
+    # Compute the grammar masks a step samples under on a worker thread while its forward
+    # runs (mask_prefetch.py); off computes them after the forward.
+    overlap_grammar_masks: bool = True
     # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
     compile: bool = False
     # Which grammar engine compiles constraints: "tines" (the default; budget-aware closing

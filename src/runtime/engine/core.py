@@ -43,6 +43,7 @@ from .drafting import Drafter
 from .config import EngineConfig
 from .handle import RequestError
 from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
+from .mask_prefetch import MaskPrefetch, reraise
 from .model_runner import ModelRunner, StepLogits
 from ..outputs import StreamDelta, TokenLogprob
 from .events import request_output, stream_delta
@@ -70,6 +71,7 @@ class EngineCore(GrammarSteps):
         self.counters = Counters()
         self.vocab_size = runner.model.cfg.vocab_size
         self.vocab_words = (self.vocab_size + 31) // 32
+        self.mask_prefetch = MaskPrefetch(self.vocab_words, self._fill_mask)
         self._events: list[tuple[Callable[[Any], None], Any]] = []
         self._healing: dict[str, Healing] = {}  # request id -> the prompt text it backed up
         self._heal_vocab = None  # a TokenVocabulary, made on the first healed request
@@ -211,13 +213,18 @@ class EngineCore(GrammarSteps):
         for c in chunks:
             self._left_queue(c.seq.request)
         branches = [c for c in chunks if c.context is not None]
+        self.mask_prefetch.start(self._masks_to_prefetch(chunks))
         t0 = time.perf_counter()
         try:
             chunks, out = self.runner.run(chunks)
         finally:  # a branch's slots are its step's alone, whatever happens in the forward
             for c in branches:
                 self.scheduler.free_branch(c)
-        self.counters.forward_seconds += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            masks = self.mask_prefetch.collect()  # the worker lets go of the matchers
+        self.counters.grammar_mask_wait_seconds += time.perf_counter() - t1
+        self.counters.grammar_masks_overlapped += len(masks)
+        self.counters.forward_seconds += t1 - t0
         self.counters.steps += 1
         for c in chunks:
             c.seq.num_computed = c.end
@@ -243,7 +250,7 @@ class EngineCore(GrammarSteps):
                                    c.seq.request, c.seq, out, branches, self.sampler)
                 if self._live(c.seq):
                     self._finish(c.seq, "stop")
-        self._sample(chunks, out)
+        self._sample(chunks, out, masks)
         for req in {id(c.seq.request): c.seq.request for c in chunks}.values():
             self._isolated(req, "output", self._emit, req)
         return True
@@ -256,7 +263,8 @@ class EngineCore(GrammarSteps):
         req.prompt_logprobs[pos:pos + count] = self.sampler.prompt_logprobs(
             out.logits[first:first + count], req.prompt_ids[pos:pos + count], req.params.top_logprobs)
 
-    def _sample(self, chunks: list[Chunk], out: StepLogits) -> None:
+    def _sample(self, chunks: list[Chunk], out: StepLogits,
+                prefetched: dict[int, torch.Tensor | BaseException]) -> None:
         seqs: list[Sequence] = []
         logit_rows: list[int] = []
         for c in chunks:
@@ -272,7 +280,7 @@ class EngineCore(GrammarSteps):
                 continue
             seqs += group
             logit_rows += [row] * len(group)
-        masks = self._grammar_masks(seqs)
+        masks = self._grammar_masks(seqs, prefetched)
         keep = [i for i, s in enumerate(seqs) if self._live(s)]
         seqs, logit_rows = [seqs[i] for i in keep], [logit_rows[i] for i in keep]
         masks = [masks[i] for i in keep]
@@ -284,7 +292,7 @@ class EngineCore(GrammarSteps):
         now = time.monotonic()
         for seq, result in zip(seqs, picked):
             if isinstance(result, Exception):
-                self._isolated(seq.request, "sampling", _reraise, result)
+                self._isolated(seq.request, "sampling", reraise, result)
             elif self._live(seq):
                 self._isolated(seq.request, "token acceptance", self._accept, seq, *result, now)
 
@@ -418,7 +426,3 @@ class EngineCore(GrammarSteps):
         self.counters.num_aborted += req.aborted
         self._events += events
         return True
-
-
-def _reraise(error: Exception) -> None:
-    raise error

@@ -376,6 +376,7 @@ class Engine:
                         core.fail(req, RequestError(f"engine stopped: {self._fatal}"))
                 self._publish(core)
                 core.runner.close()
+                core.mask_prefetch.close()
                 return
             if not core.scheduler.has_work():
                 if busy:  # going idle: hand the step buffers kept for reuse back to the OS

@@ -17,7 +17,9 @@ import torch
 
 from ...grammar.jump_forward import JumpForward, apply_jump_forward, jump_forward
 from .healing import HealingMatcher
+from .mask_prefetch import reraise
 from .request import Sequence, SeqStatus
+from .scheduler import Chunk
 
 # Jump-forward checks that the grammar still closes within the budget only this close to it
 # (the check walks the closing path; far from the end it always passes).
@@ -25,20 +27,42 @@ CLOSING_CHECK_TOKENS = 64
 
 
 class GrammarSteps:
-    def _grammar_masks(self, seqs: list[Sequence]) -> list[torch.Tensor | None]:
+    def _grammar_masks(self, seqs: list[Sequence],
+                       prefetched: dict[int, torch.Tensor | BaseException]
+                       ) -> list[torch.Tensor | None]:
         """Each constrained sequence's allowed tokens as an int32 (V/32,) bitmask row (None
-        for free ones); a matcher that raises fails its own request."""
+        for free ones): the row computed during the forward (`MaskPrefetch`) where there is
+        one, else computed now. A matcher that raises fails its own request."""
         masks: list[torch.Tensor | None] = [None] * len(seqs)
-        grammar_rows = [i for i, seq in enumerate(seqs) if seq.grammar is not None]
-        if not grammar_rows:
-            return masks
-        bitmask = torch.zeros(len(grammar_rows), self.vocab_words, dtype=torch.int32)
-        buf = bitmask.numpy()
-        for j, i in enumerate(grammar_rows):
-            if self._live(seqs[i]) and self._isolated(seqs[i].request, "grammar mask",
-                                                      self._fill_mask, seqs[i], buf, j):
-                masks[i] = bitmask[j]
+        todo = []
+        for i, seq in enumerate(seqs):
+            if seq.grammar is None or not self._live(seq):
+                continue
+            row = prefetched.get(id(seq))
+            if row is None:
+                todo.append(i)
+            elif isinstance(row, BaseException):
+                self._isolated(seq.request, "grammar mask", reraise, row)
+            else:
+                masks[i] = row
+        if todo:
+            t0 = time.perf_counter()
+            bitmask = torch.zeros(len(todo), self.vocab_words, dtype=torch.int32)
+            buf = bitmask.numpy()
+            for j, i in enumerate(todo):
+                if self._isolated(seqs[i].request, "grammar mask", self._fill_mask, seqs[i], buf, j):
+                    masks[i] = bitmask[j]
+            self.counters.grammar_mask_wait_seconds += time.perf_counter() - t0
         return masks
+
+    def _masks_to_prefetch(self, chunks: list[Chunk]) -> list[Sequence]:
+        """The constrained sequences that sample after this step's forward (a draft checks
+        its own tokens; a branch or prompt-only chunk samples nothing)."""
+        if not self.cfg.overlap_grammar_masks:
+            return []
+        return [c.seq for c in chunks
+                if c.reaches_end and not c.draft and c.context is None and c.seq.grammar is not None
+                and not c.seq.request.prefill_only and self._live(c.seq)]
 
     def _fill_mask(self, seq: Sequence, buf, row: int) -> None:
         """Budget-aware closing: with `close_on_budget`, a matcher that supports it

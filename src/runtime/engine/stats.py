@@ -31,6 +31,10 @@ class Counters:
     forced_tokens: int = 0  # appended by jump-forward
     draft_tokens: int = 0  # speculative draft tokens verified (speculation.py)
     draft_tokens_accepted: int = 0
+    grammar_masks_overlapped: int = 0  # computed on the worker during the forward
+    # the engine thread's time on grammar masks after the forward: waiting for the worker,
+    # or computing the rows it did not (mask_prefetch.py)
+    grammar_mask_wait_seconds: float = 0.0
     steps: int = 0
     forward_seconds: float = 0.0
     ttft: LatencyHistogram = field(default_factory=LatencyHistogram)  # bounded
@@ -66,7 +70,10 @@ def snapshot(core: EngineCore) -> Mapping[str, Any]:
         "forced_tokens": c.forced_tokens,
         "draft_tokens": c.draft_tokens,
         "draft_tokens_accepted": c.draft_tokens_accepted,
+        "grammar_masks_overlapped": c.grammar_masks_overlapped,
+        "grammar_mask_wait_seconds": c.grammar_mask_wait_seconds,
         "steps": c.steps,
+        "forward_seconds": c.forward_seconds,  # in the model runner's forward
         "ttft_count": ttft.count,
         "ttft_sum_seconds": ttft.sum,
         "ttft_buckets": ttft.buckets,  # ((upper bound s, cumulative count), ...)

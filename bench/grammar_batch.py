@@ -1,0 +1,128 @@
+"""Eight schemas in one batch: does constrained decoding keep free decoding's pace?
+
+Eight requests, each held to a different tool/extraction schema (bench/schemas/
+tool_schemas.json), decode together on the default model (greedy, jump-forward on, compiled
+decode). Their grammars are compiled before the clock starts (a one-token request each), but
+every state after the first is cold: its mask is built during the timed run, as it is for a
+server's new schemas. Each schema gets a fresh title per run, so no run reuses another's masks.
+
+Rows, one engine per mask mode (each its own process-wide engine, run one after the other):
+  - free:            the same 8 prompts, no grammar, each as many tokens as its constrained
+                     answer had (ignore_eos);
+  - masks overlapped: constrained, masks computed on a worker while the forward runs (default);
+  - masks after:      constrained, masks computed after the forward (overlap_grammar_masks off).
+Output tokens/s counts jump-forward's forced tokens as output (they are the answer's tokens).
+"forward s" is the model runner's time, "other s" the rest of the wall time (scheduling,
+sampling, grammar, text); "mask wait" is the engine thread's time on masks after the forward
+(both from the engine's stats).
+Goal (issue 15): constrained with overlapped masks >= 1.0x free.
+
+    .venv/bin/python -m bench.grammar_batch [--max-tokens 160] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+SCHEMAS = json.loads((Path(__file__).resolve().parent / "schemas" / "tool_schemas.json").read_text())
+BATCH = ("weather", "booking", "contact", "order", "calendar", "recipe", "invoice", "entities")
+
+
+def _prompts(engine) -> list[str]:
+    return [engine.chat_template.render([{"role": "user", "content":
+            f"Reply with one JSON object for this tool call ({name}): {json.dumps(SCHEMAS[name])}"}])
+            for name in BATCH]
+
+
+def _fresh(run: int) -> list[dict]:
+    """The batch's schemas under a new title (an annotation): new compiles, cold masks."""
+    return [{**SCHEMAS[name], "title": f"{name} run {run}"} for name in BATCH]
+
+
+def _timed(engine, prompts: list[str], params: list) -> tuple[float, list, dict]:
+    before = engine.stats()
+    t = time.perf_counter()
+    handles = [engine.submit(p, sp) for p, sp in zip(prompts, params)]
+    outs = [h.result() for h in handles]
+    seconds = time.perf_counter() - t
+    after = engine.stats()
+    delta = {k: after[k] - before[k] for k in ("steps", "forward_seconds", "grammar_masks_overlapped",
+                                               "grammar_mask_wait_seconds")}
+    return seconds, outs, delta
+
+
+def run_mode(overlap: bool, max_tokens: int, repeat: int) -> dict:
+    import jsonschema
+
+    from tines.runtime.engine.engine import Engine
+    from tines.runtime.sampling_params import SamplingParams
+
+    engine = Engine(compile=True, overlap_grammar_masks=overlap)
+    rows: dict = {"constrained": [], "free": []}
+    try:
+        prompts = _prompts(engine)
+        engine.generate(prompts, SamplingParams(max_new_tokens=8, ignore_eos=True))  # warm-up
+        for run in range(repeat):
+            schemas = _fresh(f"{run}-{overlap}")
+            params = [SamplingParams(temperature=0, max_new_tokens=max_tokens, json_schema=s)
+                      for s in schemas]
+            _timed(engine, prompts, [SamplingParams(temperature=0, max_new_tokens=1, json_schema=s)
+                                     for s in schemas])  # compile; first masks only
+            engine.flush_cache()
+            seconds, outs, delta = _timed(engine, prompts, params)
+            tokens = [o.num_completion_tokens for o in outs]
+            valid = 0
+            for o, schema in zip(outs, schemas):
+                try:
+                    jsonschema.validate(json.loads(o.outputs[0].text), schema)
+                    valid += 1
+                except (ValueError, jsonschema.ValidationError):
+                    pass
+            rows["constrained"].append({"seconds": seconds, "tokens": sum(tokens), "valid": valid,
+                                        **delta})
+            free = [SamplingParams(temperature=0, max_new_tokens=max(1, n), ignore_eos=True)
+                    for n in tokens]
+            engine.flush_cache()
+            seconds, outs, delta = _timed(engine, prompts, free)
+            rows["free"].append({"seconds": seconds, "valid": len(outs),
+                                 "tokens": sum(o.num_completion_tokens for o in outs), **delta})
+    finally:
+        engine.shutdown()
+    return rows
+
+
+def _line(label: str, runs: list[dict], free_rate: float | None) -> str:
+    seconds = sum(r["seconds"] for r in runs)
+    rate = sum(r["tokens"] for r in runs) / seconds
+    wait = sum(r["grammar_mask_wait_seconds"] for r in runs)
+    ratio = f"{rate / free_rate:9.2f}x" if free_rate else f"{'':>10s}"
+    forward = sum(r["forward_seconds"] for r in runs)
+    return (f"{label:18s} {rate:9.1f} {ratio} {sum(r['steps'] for r in runs):7d} "
+            f"{forward:9.2f} {seconds - forward:8.2f} "
+            f"{sum(r['grammar_masks_overlapped'] for r in runs):10d} {1e3 * wait:13.1f} "
+            f"{sum(r['valid'] for r in runs):3d}/{8 * len(runs)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    on = run_mode(True, args.max_tokens, args.repeat)
+    off = run_mode(False, args.max_tokens, args.repeat)
+    print(f"8 requests, 8 schemas ({', '.join(BATCH)}), default model, greedy, compiled, "
+          f"jump-forward on, max_tokens {args.max_tokens}, {args.repeat} runs each")
+    print(f"{'':18s} {'out tok/s':>9s} {'vs free':>10s} {'steps':>7s} {'forward s':>9s} "
+          f"{'other s':>8s} {'overlapped':>10s} "
+          f"{'mask wait ms':>13s} valid")
+    for label, rows in (("masks overlapped", on), ("masks after", off)):
+        free_rate = sum(r["tokens"] for r in rows["free"]) / sum(r["seconds"] for r in rows["free"])
+        print(_line(f"free ({label[6:]})", rows["free"], None))
+        print(_line(label, rows["constrained"], free_rate))
+
+
+if __name__ == "__main__":
+    main()
