@@ -29,10 +29,9 @@ from types import MappingProxyType
 from typing import Any
 
 from ..models.registry import resolve_model
-from ..outputs import RequestOutput, StreamDelta, TokenLogprob
+from ..outputs import RequestOutput, StreamDelta
 from ..sampling_params import SamplingParams
 from .admission import Admission, QueueFullError
-from .branches import BranchPlan, branch_chunk_len, branch_scores, plan_branches
 from .build import build_core
 from .config import EngineConfig
 from .core import EngineCore
@@ -40,8 +39,8 @@ from .handle import EngineFatalError, RequestError, RequestHandle
 from .malloc_tuning import release_freed_heap
 from .intake import RequestIntake
 from .request import Request
-from .scoring import (ContinuationScore, Prompt, continuation_requests, score_of, start_token,
-                      unconditional_requests)
+from .score_requests import ScoringEntryPoints
+from .scoring import Prompt, start_token
 from .stats import process_rss_bytes, snapshot
 
 __all__ = ["Engine", "Prompt", "QueueFullError"]
@@ -59,7 +58,7 @@ def _shutdown_live_engines() -> None:
         engine.shutdown()
 
 
-class Engine:
+class Engine(ScoringEntryPoints):
     def __init__(self, model: str | Path | None = None, config: EngineConfig | None = None,
                  **overrides: Any):
         cfg = config or EngineConfig()
@@ -198,85 +197,6 @@ class Engine:
         finally:
             if not handle._done:  # the consumer went away: free the request's KV now
                 self.abort(handle.request_id)
-
-    def score(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
-        """Each continuation's token logprobs given the prefix, as one request (branches.py):
-        the tokens they share are computed once and each one's own tokens extend them in the
-        same step."""
-        reqs = self._continuations(prefix, continuations)
-        plan = plan_branches(reqs)
-        if plan is None:
-            handles = self._submit_scoring(reqs)
-            return [score_of(h.result(), start) for h, (_, start) in zip(handles, reqs)]
-        return branch_scores(self._submit_branched(plan, reqs).result(), plan)
-
-    async def ascore(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[ContinuationScore]:
-        """`score` for asyncio callers: tokenizing and submitting run on a worker thread, so
-        a long prompt never stalls the caller's event loop."""
-        loop = asyncio.get_running_loop()
-        reqs = await asyncio.to_thread(self._continuations, prefix, continuations)
-        plan = plan_branches(reqs)
-        if plan is None:
-            handles = await asyncio.to_thread(self._submit_scoring, reqs, loop)
-            outs = await asyncio.gather(*(h.aresult() for h in handles))
-            return [score_of(o, start) for o, (_, start) in zip(outs, reqs)]
-        handle = await asyncio.to_thread(self._submit_branched, plan, reqs, loop)
-        return branch_scores(await handle.aresult(), plan)
-
-    async def aprompt_logprobs(self, prompts: Sequence[list[int]], top_logprobs: int = 0
-                               ) -> list[list[TokenLogprob | None]]:
-        """Every prompt token's logprob (None for the first), each with its `top_logprobs`
-        best alternatives: what echo + logprobs asks for. Prompts that share leading tokens
-        (a context with several continuations) are one request: the shared tokens computed
-        once, the rest as branches of one step (branches.py)."""
-        loop = asyncio.get_running_loop()
-        reqs = [(list(ids), 1) for ids in prompts]
-        plan = plan_branches(reqs) if len(reqs) > 1 else None
-        if plan is None:
-            params = SamplingParams(max_new_tokens=1, top_logprobs=top_logprobs)
-            handles = await asyncio.to_thread(self._submit_scoring, reqs, loop, params)
-            outs = await asyncio.gather(*(h.aresult() for h in handles))
-            return [list(o.prompt_logprobs or [None] * o.num_prompt_tokens) for o in outs]
-        handle = await asyncio.to_thread(self._submit_branched, plan, reqs, loop, top_logprobs)
-        out = await handle.aresult()
-        trunk = list(out.prompt_logprobs or [None] * out.num_prompt_tokens)
-        return [trunk + own for own in out.branch_logprobs]
-
-    def score_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
-        """Each scored continuation's own tokens after only the start-of-document token: rows
-        that line up token for token with `scores` (what `select`'s unconditional method
-        subtracts)."""
-        return self.score(*unconditional_requests(self.tokenizer, scores))
-
-    async def ascore_unconditional(self, scores: Sequence[ContinuationScore]) -> list[ContinuationScore]:
-        return await self.ascore(*unconditional_requests(self.tokenizer, scores))
-
-    def _continuations(self, prefix: Prompt, continuations: Sequence[Prompt]) -> list[tuple[list[int], int]]:
-        prefix_ids = self.encode_prompt(prefix) if (prefix or not isinstance(prefix, str)) else []
-        return continuation_requests(self.tokenizer, prefix, prefix_ids, continuations)
-
-    def _submit_scoring(self, reqs: list[tuple[list[int], int]],
-                        loop: asyncio.AbstractEventLoop | None = None,
-                        params: SamplingParams | None = None) -> list[RequestHandle]:
-        """Prefill-only requests (ids, first scored position), submitted together."""
-        return self.submit_batch([ids for ids, _ in reqs], params or SamplingParams(max_new_tokens=1),
-                                 prefill_only=True, logprob_starts=[s for _, s in reqs], loop=loop)
-
-    def _submit_branched(self, plan: BranchPlan, reqs: list[tuple[list[int], int]],
-                         loop: asyncio.AbstractEventLoop | None = None,
-                         top_logprobs: int = 0) -> RequestHandle:
-        """One prefill-only request: the plan's trunk, with its branches."""
-        if self._fatal is not None:
-            raise RequestError(f"engine stopped: {self._fatal}")
-        params = SamplingParams(max_new_tokens=1, top_logprobs=top_logprobs)
-        self._intake.validate(max((ids for ids, _ in reqs), key=len), params)
-        self._intake.validate_pool_fit(len(plan.trunk) + sum(map(branch_chunk_len, plan.branches)))
-        handle = RequestHandle(f"score-{next(self._ids)}-{uuid.uuid4().hex[:8]}", loop)
-        req = Request(handle.request_id, list(plan.trunk), params, handle.push, prefill_only=True,
-                      logprob_start=plan.logprob_start, branches=plan.branches)
-        self._admission.enter(1)
-        self._send([req])
-        return handle
 
     def warm(self, prompt: Prompt) -> int:
         """Compute a prompt into the radix cache (a fork trunk, a batch's shared prefix) and
