@@ -6,16 +6,19 @@ decode). Their grammars are compiled before the clock starts (a one-token reques
 every state after the first is cold: its mask is built during the timed run, as it is for a
 server's new schemas. Each schema gets a fresh title per run, so no run reuses another's masks.
 
-Rows, one engine per mask mode (each its own process-wide engine, run one after the other):
+One engine; the mask mode is switched between runs (its config's `overlap_grammar_masks`), the
+modes alternating so the machine's load hits both alike:
   - free:            the same 8 prompts, no grammar, each as many tokens as its constrained
                      answer had (ignore_eos);
-  - masks overlapped: constrained, masks computed on a worker while the forward runs (default);
-  - masks after:      constrained, masks computed after the forward (overlap_grammar_masks off).
+  - masks overlapped: constrained, masks computed on a worker while the forward runs (the
+                     default on GPUs);
+  - masks after:      constrained, masks computed after the forward (the default on the CPU,
+                     where the worker's Python slows the forward: mask_prefetch.py).
 Output tokens/s counts jump-forward's forced tokens as output (they are the answer's tokens).
 "forward s" is the model runner's time, "other s" the rest of the wall time (scheduling,
 sampling, grammar, text); "mask wait" is the engine thread's time on masks after the forward
 (both from the engine's stats).
-Goal (issue 15): constrained with overlapped masks >= 1.0x free.
+Goal (issue 15): constrained decoding, in the engine's default mode, >= 1.0x free.
 
     .venv/bin/python -m bench.grammar_batch [--max-tokens 160] [--repeat 2]
 """
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 SCHEMAS = json.loads((Path(__file__).resolve().parent / "schemas" / "tool_schemas.json").read_text())
@@ -54,44 +59,34 @@ def _timed(engine, prompts: list[str], params: list) -> tuple[float, list, dict]
     return seconds, outs, delta
 
 
-def run_mode(overlap: bool, max_tokens: int, repeat: int) -> dict:
+def run_batch(engine, run: str, max_tokens: int) -> tuple[dict, dict]:
+    """One timed constrained run of the batch (fresh schemas) and the same prompts free."""
     import jsonschema
 
-    from tines.runtime.engine.engine import Engine
     from tines.runtime.sampling_params import SamplingParams
 
-    engine = Engine(compile=True, overlap_grammar_masks=overlap)
-    rows: dict = {"constrained": [], "free": []}
-    try:
-        prompts = _prompts(engine)
-        engine.generate(prompts, SamplingParams(max_new_tokens=8, ignore_eos=True))  # warm-up
-        for run in range(repeat):
-            schemas = _fresh(f"{run}-{overlap}")
-            params = [SamplingParams(temperature=0, max_new_tokens=max_tokens, json_schema=s)
-                      for s in schemas]
-            _timed(engine, prompts, [SamplingParams(temperature=0, max_new_tokens=1, json_schema=s)
-                                     for s in schemas])  # compile; first masks only
-            engine.flush_cache()
-            seconds, outs, delta = _timed(engine, prompts, params)
-            tokens = [o.num_completion_tokens for o in outs]
-            valid = 0
-            for o, schema in zip(outs, schemas):
-                try:
-                    jsonschema.validate(json.loads(o.outputs[0].text), schema)
-                    valid += 1
-                except (ValueError, jsonschema.ValidationError):
-                    pass
-            rows["constrained"].append({"seconds": seconds, "tokens": sum(tokens), "valid": valid,
-                                        **delta})
-            free = [SamplingParams(temperature=0, max_new_tokens=max(1, n), ignore_eos=True)
-                    for n in tokens]
-            engine.flush_cache()
-            seconds, outs, delta = _timed(engine, prompts, free)
-            rows["free"].append({"seconds": seconds, "valid": len(outs),
-                                 "tokens": sum(o.num_completion_tokens for o in outs), **delta})
-    finally:
-        engine.shutdown()
-    return rows
+    prompts = _prompts(engine)
+    schemas = _fresh(run)
+    _timed(engine, prompts, [SamplingParams(temperature=0, max_new_tokens=1, json_schema=s)
+                             for s in schemas])  # compile; first masks only
+    engine.flush_cache()
+    seconds, outs, delta = _timed(engine, prompts, [
+        SamplingParams(temperature=0, max_new_tokens=max_tokens, json_schema=s) for s in schemas])
+    tokens = [o.num_completion_tokens for o in outs]
+    valid = 0
+    for o, schema in zip(outs, schemas):
+        try:
+            jsonschema.validate(json.loads(o.outputs[0].text), schema)
+            valid += 1
+        except (ValueError, jsonschema.ValidationError):
+            pass
+    constrained = {"seconds": seconds, "tokens": sum(tokens), "valid": valid, **delta}
+    engine.flush_cache()
+    seconds, outs, delta = _timed(engine, prompts, [
+        SamplingParams(temperature=0, max_new_tokens=max(1, n), ignore_eos=True) for n in tokens])
+    free = {"seconds": seconds, "valid": len(outs),
+            "tokens": sum(o.num_completion_tokens for o in outs), **delta}
+    return constrained, free
 
 
 def _line(label: str, runs: list[dict], free_rate: float | None) -> str:
@@ -111,17 +106,34 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    on = run_mode(True, args.max_tokens, args.repeat)
-    off = run_mode(False, args.max_tokens, args.repeat)
+    from tines.runtime.engine.engine import Engine
+    from tines.runtime.sampling_params import SamplingParams
+
+    modes = {"masks overlapped": True, "masks after": False}
+    rows: dict[str, dict[str, list]] = {label: {"constrained": [], "free": []} for label in modes}
+    engine = Engine(compile=True)
+    try:
+        engine.generate(_prompts(engine), SamplingParams(max_new_tokens=8, ignore_eos=True))
+        for run in range(args.repeat):  # the modes alternate, so load changes hit both alike
+            for label, overlap in modes.items():
+                engine.call(lambda core: setattr(core, "cfg", replace(
+                    core.cfg, overlap_grammar_masks=overlap)))
+                constrained, free = run_batch(engine, f"{run}-{label}", args.max_tokens)
+                rows[label]["constrained"].append(constrained)
+                rows[label]["free"].append(free)
+                print(f"run {run} {label}: constrained {constrained['tokens']} tokens in "
+                      f"{constrained['seconds']:.1f} s, free {free['tokens']} in "
+                      f"{free['seconds']:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        engine.shutdown()
     print(f"8 requests, 8 schemas ({', '.join(BATCH)}), default model, greedy, compiled, "
           f"jump-forward on, max_tokens {args.max_tokens}, {args.repeat} runs each")
     print(f"{'':18s} {'out tok/s':>9s} {'vs free':>10s} {'steps':>7s} {'forward s':>9s} "
-          f"{'other s':>8s} {'overlapped':>10s} "
-          f"{'mask wait ms':>13s} valid")
-    for label, rows in (("masks overlapped", on), ("masks after", off)):
-        free_rate = sum(r["tokens"] for r in rows["free"]) / sum(r["seconds"] for r in rows["free"])
-        print(_line(f"free ({label[6:]})", rows["free"], None))
-        print(_line(label, rows["constrained"], free_rate))
+          f"{'other s':>8s} {'overlapped':>10s} {'mask wait ms':>13s} valid")
+    for label, row in rows.items():
+        free_rate = sum(r["tokens"] for r in row["free"]) / sum(r["seconds"] for r in row["free"])
+        print(_line(f"free ({label[6:]})", row["free"], None))
+        print(_line(label, row["constrained"], free_rate))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Grammar masks computed while the forward runs (engine/mask_prefetch.py): the same tokens as
-masks computed after it, on the worker for every constrained sequence that samples, and a mask
-that raises there is handed back to fail its own request."""
+masks computed after it, on the worker for every constrained sequence that samples, a mask that
+raises there handed back to fail its own request, and on the CPU (by default) no worker."""
 
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ def test_every_sampling_constrained_sequence_gets_its_mask_from_the_worker(engin
     engine.call(lambda core: core.scheduler.check_idle())
 
 
-def test_masks_after_the_forward_use_no_worker(engine_factory):
-    engine = engine_factory(overlap_grammar_masks=False)
+@pytest.mark.parametrize("overlap", [False, None])  # None: the CPU default
+def test_masks_after_the_forward_use_no_worker(engine_factory, overlap):
+    engine = engine_factory(overlap_grammar_masks=overlap)
     _run(engine, 12)
     assert engine.stats()["grammar_masks_overlapped"] == 0
     assert engine.call(lambda core: core.mask_prefetch._worker) is None

@@ -40,8 +40,10 @@ class EngineConfig:
     share_wait_threshold: int = 32
     jump_forward: bool = True  # append grammar-forced text without sampling it
     # Compute the grammar masks a step samples under on a worker thread while its forward
-    # runs (mask_prefetch.py); off computes them after the forward.
-    overlap_grammar_masks: bool = True
+    # runs (mask_prefetch.py), or after the forward (False). None: only where the forward runs
+    # on a GPU. On the CPU the worker's Python holds the GIL that the forward needs between
+    # its kernels, and measured the forward ~10x slower (bench/grammar_batch.py).
+    overlap_grammar_masks: bool | None = None
     # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
     compile: bool = False
     # Which grammar engine compiles constraints: "tines" (the default; budget-aware closing

@@ -58,7 +58,8 @@ class GrammarSteps:
     def _masks_to_prefetch(self, chunks: list[Chunk]) -> list[Sequence]:
         """The constrained sequences that sample after this step's forward (a draft checks
         its own tokens; a branch or prompt-only chunk samples nothing)."""
-        if not self.cfg.overlap_grammar_masks:
+        overlap = self.cfg.overlap_grammar_masks
+        if not (overlap or (overlap is None and self.runner.device.type != "cpu")):
             return []
         return [c.seq for c in chunks
                 if c.reaches_end and not c.draft and c.context is None and c.seq.grammar is not None

@@ -7,6 +7,13 @@ thread just before the forward and collects their bitmask rows when it samples. 
 grammar state seen for the first time: the vocabulary walk, new automaton rows, milliseconds)
 is then computed beside the forward instead of after it; warm masks cost the worker ~1 µs.
 
+Where it pays: a forward that leaves the GIL free while it runs (a GPU step waiting on its
+stream). A CPU forward takes the GIL back after each kernel, and a worker running Python (a
+cold mask builds automaton rows in Python) makes each of those waits up to the interpreter's
+switch interval: measured on the default model, the forward ran ~10x slower (57 s vs 5.5 s for
+the same 114 steps, bench/grammar_batch.py). So `EngineConfig.overlap_grammar_masks` is on
+only for GPU forwards unless set; on the CPU the masks are computed after the forward.
+
 Invariant: between `start` and `collect` only the worker reads or writes the matchers it was
 given; the engine thread runs the forward in between and calls `collect` (also when the
 forward raises) before it touches any matcher again. A mask that raises is handed back as the
