@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from .choices import choices_expr
 from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
-from .json_schema import JsonOptions, json_schema_expr
+from .json_schema import JsonOptions, json_schema_expr, whitespace_expr
+from .json_values import JsonSyntax
 from .regex import regex_expr
 from .structural_tag import structural_tag_expr
 from .token_index import TokenIndex
@@ -149,6 +151,20 @@ def build_expr(pool: ExprPool, spec: GrammarSpec, warnings: list[str] | None = N
     return json_schema_expr(pool, json.loads(spec.value), spec.json, warnings)
 
 
+_BASE_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def base_pool(vocab: TokenVocabulary) -> ExprPool:
+    """A pool (not to be modified: `copy()` it) holding what every JSON grammar builds
+    first (any string character, numbers, literals), for this vocabulary's bytes."""
+    pool = _BASE_POOLS.get(vocab)
+    if pool is None:
+        pool = ExprPool(vocab.single_byte_mask)
+        JsonSyntax(pool, whitespace_expr(pool, None), JsonOptions().any_depth)
+        _BASE_POOLS[vocab] = pool
+    return pool
+
+
 class CompiledGrammar(AutomatonGrammar):
     """A constraint compiled for one vocabulary. Shared by all sequences using it."""
 
@@ -156,7 +172,7 @@ class CompiledGrammar(AutomatonGrammar):
         t0 = time.perf_counter()
         self.spec = spec
         self.vocab = vocab
-        self.pool = ExprPool(vocab.single_byte_mask)
+        self.pool = base_pool(vocab).copy()
         self.warnings: list[str] = []  # parts compiled looser than written (unknown formats)
         self.automaton = Automaton(self.pool, build_expr(self.pool, spec, self.warnings))
         self.index = TokenIndex(self.automaton, vocab)
@@ -180,6 +196,7 @@ class GrammarCompiler:
     """Compiles specs for one vocabulary, with an LRU of `max_cached` grammars."""
 
     def __init__(self, vocab: TokenVocabulary, max_cached: int = 128, max_workers: int = 1):
+        vocab.prepare()  # the mask layouts, here at start-up rather than in a first request
         self.vocab = vocab
         self.max_cached = max_cached
         self._cache: OrderedDict[tuple, Future] = OrderedDict()

@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Hashable, Iterable
 from typing import Protocol
 
@@ -57,6 +58,7 @@ class ExprPool:
         self._intern: dict[tuple, int] = {}
         self._deriv: dict[int, int] = {}
         self._bounds: dict[int, int] = {}
+        self._first: dict[int, int] = {}
         self.memo: dict = {}  # builder caches (e.g. UTF-8 tries of character classes)
         self.fsms: list = []  # ByteFSM objects referenced by FSM nodes
         self.never = self._node(NEVER, None, None, False, False)
@@ -66,6 +68,18 @@ class ExprPool:
 
     def __len__(self) -> int:
         return len(self.kind)
+
+    def copy(self) -> ExprPool:
+        """A pool with the same nodes (same ids) and caches, growing on its own from here:
+        a grammar starts from a pool where the pieces every JSON grammar uses are built.
+        Builder memos are copied one level deep (their values are ids or dicts of ids)."""
+        new = copy.copy(self)
+        for name in ("kind", "x", "y", "nullable", "boolean", "fsms"):
+            setattr(new, name, list(getattr(self, name)))
+        for name in ("_intern", "_deriv", "_bounds", "_first"):
+            setattr(new, name, dict(getattr(self, name)))
+        new.memo = {k: dict(v) if isinstance(v, dict) else v for k, v in self.memo.items()}
+        return new
 
     def _node(self, kind: int, x, y, nullable: bool, boolean: bool) -> int:
         key = (kind, x, y)
@@ -241,8 +255,9 @@ class ExprPool:
             else:
                 parts.append(self.deriv(cur, b))
             r = self.alt(parts)
-        elif k == ALT:
-            r = self.alt([self.deriv(c, b) for c in self.x[e]])
+        elif k == ALT:  # only branches that can start with b (a wide ALT has many)
+            first = self.first_bytes
+            r = self.alt([self.deriv(c, b) for c in self.x[e] if first(c) >> b & 1])
         elif k == REP:
             lo, hi = self.y[e]
             body = self.x[e]
@@ -258,6 +273,42 @@ class ExprPool:
         else:
             r = self.never
         self._deriv[key] = r
+        return r
+
+    def first_bytes(self, e: int) -> int:
+        """A superset of the bytes whose derivative of `e` is not NEVER (a 256-bit set):
+        exact for plain nodes, all bytes under NOT/FSM and unknown kinds."""
+        r = self._first.get(e)
+        if r is not None:
+            return r
+        k = self.kind[e]
+        if k == BYTES:
+            r = self.x[e]
+        elif k in (NEVER, EMPTY):
+            r = 0
+        elif k == CAT:
+            r, cur = 0, e
+            while self.kind[cur] == CAT:
+                h = self.x[cur]
+                r |= self.first_bytes(h)
+                if not self.nullable[h]:
+                    break
+                cur = self.y[cur]
+            else:
+                r |= self.first_bytes(cur)
+        elif k == ALT:
+            r = 0
+            for c in self.x[e]:
+                r |= self.first_bytes(c)
+        elif k == AND:
+            r = FULL
+            for c in self.x[e]:
+                r &= self.first_bytes(c)
+        elif k == REP:
+            r = self.first_bytes(self.x[e])
+        else:  # NOT (its derivative is never NEVER), FSM, kinds of subclasses
+            r = FULL
+        self._first[e] = r
         return r
 
     def bounds(self, e: int) -> int:

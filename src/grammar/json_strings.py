@@ -24,6 +24,9 @@ from .regex import char_expr, regex_expr
 _ASCII: Ranges = ((0, 0x7F),)
 _WIDE: Ranges = ((0x80, cs.MAX_CP),)
 _ESCAPED = cs.union(((0, 0x1F),), cs.chars('"\\'))
+_PLAIN_RANGES: Ranges = cs.subtract(((0x20, 0x7F),), cs.chars('"\\'))  # one byte, unescaped
+_PLAIN = frozenset(c for lo, hi in _PLAIN_RANGES for c in range(lo, hi + 1))
+_PLAIN_MASK = sum(1 << c for c in _PLAIN)
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"',
           0x5C: "\\\\"}
 
@@ -39,16 +42,28 @@ def json_chars(pool: ExprPool, ranges: Ranges) -> int:
         e = pool.memo[key] = pool.alt([json_chars(pool, ascii_part),
                                        json_chars(pool, wide_part)])
         return e
-    branches = [char_expr(pool, cs.subtract(ranges, _ESCAPED))]
-    for lo, hi in cs.intersect(ranges, _ESCAPED):
-        for c in range(lo, hi + 1):
-            if c in _SHORT:
-                branches.append(pool.literal(_SHORT[c].encode()))
-            else:  # \u00XX with hex digits in either case
-                hexes = [pool.bytes(sum(1 << ord(h) for h in {d, d.upper()}))
-                         for d in f"{c:02x}"]
-                branches.append(pool.cat_all([pool.literal(b"\\u00"), *hexes]))
-    e = pool.memo[key] = pool.alt(branches)
+    e = pool.memo[key] = pool.alt([char_expr(pool, cs.subtract(ranges, _ESCAPED)),
+                                   _escapes(pool, cs.intersect(ranges, _ESCAPED))])
+    return e
+
+
+def _escapes(pool: ExprPool, ranges: Ranges) -> int:
+    """The escaped encodings of the code points in `ranges` (a subset of `_ESCAPED`).
+    Memoized on their own: the key sets of objects ask for every character but a few
+    letters many times, and always for the same escapes."""
+    key = ("json_escapes", ranges)
+    e = pool.memo.get(key)
+    if e is None:
+        branches = []
+        for lo, hi in ranges:
+            for c in range(lo, hi + 1):
+                if c in _SHORT:
+                    branches.append(pool.literal(_SHORT[c].encode()))
+                else:  # \u00XX with hex digits in either case
+                    hexes = [pool.bytes(sum(1 << ord(h) for h in {d, d.upper()}))
+                             for d in f"{c:02x}"]
+                    branches.append(pool.cat_all([pool.literal(b"\\u00"), *hexes]))
+        e = pool.memo[key] = pool.alt(branches)
     return e
 
 
@@ -111,8 +126,27 @@ def _not_in(pool: ExprPool, node: dict) -> int:
     any_char = json_char(pool)
     kids = [c for c in node if c is not None]
     branches = [] if None in node else [pool.empty]
-    others = cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids))
-    branches.append(pool.cat(json_chars(pool, others), pool.rep(any_char, 0, None)))
+    branches.append(pool.cat(_chars_except(pool, kids), pool.rep(any_char, 0, None)))
     for c in kids:
-        branches.append(pool.cat(json_chars(pool, ((c, c),)), _not_in(pool, node[c])))
+        one = pool.bytes(1 << c) if c in _PLAIN else json_chars(pool, ((c, c),))
+        branches.append(pool.cat(one, _not_in(pool, node[c])))
     return pool.alt(branches)
+
+
+def _chars_except(pool: ExprPool, kids: list[int]) -> int:
+    """`json_chars` of every code point but `kids`; the same expression, built without
+    range arithmetic when the kids are plain ASCII (names in a key trie almost always
+    are): one byte class plus the shared rest."""
+    key = ("chars_except", frozenset(kids))  # deep in a trie most nodes have one kid
+    e = pool.memo.get(key)
+    if e is not None:
+        return e
+    if not all(c in _PLAIN for c in kids):
+        e = json_chars(pool, cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids)))
+    else:
+        mask = _PLAIN_MASK
+        for c in kids:
+            mask &= ~(1 << c)
+        e = pool.alt([pool.bytes(mask), json_chars(pool, cs.subtract(cs.ALL, _PLAIN_RANGES))])
+    pool.memo[key] = e
+    return e

@@ -6,8 +6,11 @@ EOS ids are allowed iff s is accepting. Special (non-EOS) tokens are never allow
 The walk runs for the whole vocabulary at once in numpy: tokens sorted by length, one
 gather per byte position (`table[states, column]`), dropping tokens as soon as they hit
 DEAD; a state with few live first bytes only touches the tokens starting with them. On the
-49k vocabulary a new state costs ~0.1 ms (median; a free JSON string's first state a few
-ms, since its tokens lead into many new states); after that its mask is a cached
+49k vocabulary a new narrow state costs ~0.1 ms (median). A wide state (inside a string or
+a key: most first bytes live) would walk most of the vocabulary (~4 ms); there tokens that
+never leave the state's self-loop are decided without a walk (`wide_masks.py`, ~0.5 ms).
+States that differ only in a large repeat count (a string of at most 255 characters, at
+each length) share one mask (`generalize.py`). After that a mask is a cached
 `int32[ceil(V/32)]` row (~1 µs to copy into the batch buffer).
 
 Why not outlines-core's `Index` (which the issue suggested): it precomputes every state
@@ -24,11 +27,18 @@ Bit layout (xgrammar's): token i is bit `i % 32` of word `i // 32`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .automaton import DEAD, Automaton
 from .bitmask import ids_to_bitmask
+from .generalize import CountGeneralizer
 from .vocabulary import TokenVocabulary
+from .wide_masks import WideMasks
+
+WIDE_FIRST_BYTES = 32  # states with more live first bytes: `wide_masks.py`
+SHORT_TOKEN = 12  # counts above it share a mask for tokens of at most this many bytes
 
 
 class TokenIndex:
@@ -48,15 +58,60 @@ class TokenIndex:
             with self.automaton.lock:
                 m = self._masks.get(sid)
                 if m is None:
-                    ids = self._allowed_sorted_positions(sid)
-                    if self.automaton.accepting[sid]:
-                        ids = np.concatenate([ids, self._eos])
-                    m = ids_to_bitmask(ids, self.vocab.vocab_size)
-                    if len(self._masks) >= self.max_cached:
-                        self._masks.pop(next(iter(self._masks)))
-                    self._masks[sid] = m
-                    self.num_computed += 1
+                    m = self._counted_mask(sid)
+                    self._keep(sid, m)
         return m
+
+    def _counted_mask(self, sid: int) -> np.ndarray:
+        """The mask of `sid`, shared between the counts of a repeat (`generalize.py`):
+        that of its generalization for tokens of any length, or, when counts below the
+        longest token's length remain, that of its generalization for tokens of at most
+        SHORT_TOKEN bytes plus a walk of the longer tokens (~2k of 49k). The second way
+        only pays off when several counts share it, so not for states with an AND (kept
+        whole, it changes with every token anyway)."""
+        g = self._counts.general(sid, self.vocab.layout.max_len)
+        m = self._masks.get(g)  # another count of the same repeat computed it
+        if m is None:
+            short = self._counts.general_short(sid, SHORT_TOKEN)
+            if short is not None and short != g:
+                m = self._masks.get(short)
+                if m is None:
+                    m = self._compute_mask(short)
+                    self._keep(short, m)
+                    self.num_computed += 1
+                wide = self._wide
+                m = (m & wide.short_bits(SHORT_TOKEN)) | wide.long_mask(g, SHORT_TOKEN)
+            else:
+                m = self._compute_mask(g)
+                self.num_computed += 1
+            self._keep(g, m)
+        return m
+
+    def _keep(self, sid: int, m: np.ndarray) -> None:
+        if len(self._masks) >= self.max_cached:
+            self._masks.pop(next(iter(self._masks)))
+        self._masks[sid] = m
+
+    @functools.cached_property
+    def _counts(self) -> CountGeneralizer:
+        return CountGeneralizer(self.automaton, SHORT_TOKEN)
+
+    def _compute_mask(self, sid: int) -> np.ndarray:
+        row = self.automaton.row(sid)
+        if np.count_nonzero(row) > WIDE_FIRST_BYTES:
+            m = self._wide.mask(sid)
+            if m is not None:
+                if self.automaton.accepting[sid]:
+                    m = m | ids_to_bitmask(self._eos, self.vocab.vocab_size)
+                return m
+        ids = self._allowed_sorted_positions(sid)
+        if self.automaton.accepting[sid]:
+            ids = np.concatenate([ids, self._eos])
+        return ids_to_bitmask(ids, self.vocab.vocab_size)
+
+    @functools.cached_property
+    def _wide(self) -> WideMasks:
+        return WideMasks(self.automaton, self.vocab)
 
     def allowed_token_ids(self, sid: int) -> np.ndarray:
         """Sorted token ids allowed in `sid` (EOS included when accepting)."""

@@ -1,0 +1,65 @@
+"""The faster builders of JSON string expressions (escapes memoized apart, key-trie
+complements without range arithmetic) build the very same expression nodes as the plain
+construction: compared by node id in one hash-consing pool."""
+
+from __future__ import annotations
+
+import pytest
+
+from tines.grammar import charset as cs
+from tines.grammar.expr import ExprPool
+from tines.grammar.json_strings import _ESCAPED, _SHORT, json_char, json_chars, string_not_in
+from tines.grammar.regex import char_expr
+
+
+def plain_json_chars(pool: ExprPool, ranges) -> int:
+    """The construction before memoizing escapes apart (one ALT over every branch)."""
+    branches = []
+    for part in (cs.intersect(ranges, ((0, 0x7F),)), cs.intersect(ranges, ((0x80, cs.MAX_CP),))):
+        if not part:
+            continue
+        branches.append(char_expr(pool, cs.subtract(part, _ESCAPED)))
+        for lo, hi in cs.intersect(part, _ESCAPED):
+            for c in range(lo, hi + 1):
+                if c in _SHORT:
+                    branches.append(pool.literal(_SHORT[c].encode()))
+                else:
+                    hexes = [pool.bytes(sum(1 << ord(h) for h in {d, d.upper()}))
+                             for d in f"{c:02x}"]
+                    branches.append(pool.cat_all([pool.literal(b"\\u00"), *hexes]))
+    return pool.alt(branches)
+
+
+def plain_not_in(pool: ExprPool, names: list[str]) -> int:
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for ch in name:
+            node = node.setdefault(ord(ch), {})
+        node[None] = True
+
+    def walk(node: dict) -> int:
+        kids = [c for c in node if c is not None]
+        branches = [] if None in node else [pool.empty]
+        others = cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids))
+        branches.append(pool.cat(plain_json_chars(pool, others),
+                                 pool.rep(json_char(pool), 0, None)))
+        for c in kids:
+            branches.append(pool.cat(plain_json_chars(pool, ((c, c),)), walk(node[c])))
+        return pool.alt(branches)
+
+    return walk(trie)
+
+
+@pytest.mark.parametrize("ranges", [cs.ALL, cs.chars("ab\"\\\n"), ((0, 0x1F),), ((0x41, 0x5A),),
+                                    cs.subtract(cs.ALL, cs.chars("xyz")), ((0xE9, 0xE9),)])
+def test_json_chars_builds_the_plain_construction(ranges):
+    pool = ExprPool()
+    assert json_chars(pool, ranges) == plain_json_chars(pool, ranges)
+
+
+@pytest.mark.parametrize("names", [["name", "age", "nam"], ["a\"b", "é", "x\\y", ""],
+                                   ["IndexName", "KeySchema", "Projection", "Index"]])
+def test_string_not_in_builds_the_plain_construction(names):
+    pool = ExprPool()
+    assert string_not_in(pool, names) == plain_not_in(pool, names)
