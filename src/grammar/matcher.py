@@ -174,6 +174,20 @@ class GrammarMatcher:
         m._history = list(self._history)
         return m
 
+    def started_after(self, data: bytes) -> GrammarMatcher:
+        """A new matcher whose start is this one's state after `data` (which the grammar must
+        allow): text already written outside the token stream, e.g. a healed prompt's tail.
+        Its history begins there, so `rollback` and jump-forward never reach into `data`."""
+        if self.is_ended():
+            raise ValueError("the matcher has ended: nothing can follow")
+        state = self.grammar.automaton.walk(self.state, data)
+        if state == DEAD or not self.grammar.automaton.is_live(state):
+            raise ValueError(f"the grammar does not allow {data!r} here")
+        m = GrammarMatcher.__new__(GrammarMatcher)
+        m.grammar = self.grammar
+        m._history = [state]
+        return m
+
     def forced_bytes(self, limit: int = 256) -> bytes:
         """Bytes every valid continuation starts with (empty when there is a choice, or
         when the output may end here)."""

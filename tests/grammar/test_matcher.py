@@ -96,3 +96,21 @@ def test_forced_text_stops_at_whole_characters():
     assert m.forced_text() == "é"
     m2 = g.compile(GrammarSpec.regex("[éè]x")).matcher()
     assert m2.forced_bytes() == b"\xc3" and m2.forced_text() == ""
+
+
+def test_started_after_begins_in_the_state_after_the_text(grammar):
+    m = grammar.matcher()
+    assert m.accept_token(0)  # "a"
+    started = m.started_after(b"a")  # "aa" written outside the token stream
+    assert started.num_tokens == 0
+    assert started.allowed_token_ids().tolist() == [0, 1, 2, EOS]  # more a's, a b, or the end
+    assert started.accept_token(1) and started.is_terminated()  # "aab"
+    with pytest.raises(ValueError):
+        started.rollback(2)  # its history begins after the text
+    assert m.num_tokens == 1  # the original is unchanged
+
+
+def test_started_after_refuses_text_the_grammar_does_not_allow(grammar):
+    m = grammar.matcher()
+    with pytest.raises(ValueError, match="does not allow"):
+        m.started_after(b"b")  # the regex needs an "a" first

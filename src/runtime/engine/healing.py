@@ -145,7 +145,7 @@ class HealingMatcher:
         if not self._grammar_allows(extra):
             return False
         if self.inner is not None:
-            self.inner = _started_after(self.inner, extra)
+            self.inner = self.inner.started_after(extra)
         self.rest, self.done = b"", True
         return True
 
@@ -165,14 +165,6 @@ class HealingMatcher:
         aut = self.inner.grammar.automaton
         state = aut.walk(self.inner.state, extra)
         return state != DEAD and aut.is_live(state)
-
-
-def _started_after(matcher: GrammarMatcher, extra: bytes) -> GrammarMatcher:
-    """A matcher whose start is the state after `extra`: the healing token is not one of the
-    grammar's tokens, so jump-forward never retracts into the re-spelled prompt text."""
-    m = matcher.copy()
-    m._history = [matcher.grammar.automaton.walk(matcher.state, extra)]  # noqa: SLF001
-    return m
 
 
 class HealedTextOutput(TextOutput):
