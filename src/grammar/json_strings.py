@@ -112,14 +112,20 @@ def string_not_in(pool: ExprPool, names: list[str]) -> int:
     e = pool.memo.get(key)
     if e is not None:
         return e
+    e = pool.memo[key] = _not_in(pool, name_trie(names))
+    return e
+
+
+def name_trie(names: list[str]) -> dict:
+    """The names as a trie of code points: {code point: subtrie}, with `None: True` where a
+    name ends."""
     trie: dict = {}
     for name in names:
         node = trie
         for ch in name:
             node = node.setdefault(ord(ch), {})
         node[None] = True
-    e = pool.memo[key] = _not_in(pool, trie)
-    return e
+    return trie
 
 
 def _not_in(pool: ExprPool, node: dict) -> int:

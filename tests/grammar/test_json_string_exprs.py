@@ -8,7 +8,8 @@ import pytest
 
 from tines.grammar import charset as cs
 from tines.grammar.expr import ExprPool
-from tines.grammar.json_strings import _ESCAPED, _SHORT, json_char, json_chars, string_not_in
+from tines.grammar.json_strings import (_ESCAPED, _SHORT, json_char, json_chars, name_trie,
+                                        string_not_in)
 from tines.grammar.regex import char_expr
 
 
@@ -31,12 +32,7 @@ def plain_json_chars(pool: ExprPool, ranges) -> int:
 
 
 def plain_not_in(pool: ExprPool, names: list[str]) -> int:
-    trie: dict = {}
-    for name in names:
-        node = trie
-        for ch in name:
-            node = node.setdefault(ord(ch), {})
-        node[None] = True
+    trie = name_trie(names)
 
     def walk(node: dict) -> int:
         kids = [c for c in node if c is not None]
