@@ -32,7 +32,7 @@ from ray.serve.handle import DeploymentHandle
 from ..server.args import engine_options
 from .asgi_call import call_asgi
 from .routed_request import RoutedRequest
-from .routers import PrefixAwareRouter, RoundRobinRouter
+from .routers import PrefixAwareRouter, RoundRobinRouter, prefix_router_options
 
 log = logging.getLogger("ray.serve")  # the logger Ray Serve writes to each replica's log
 REPLICA_HEADER = b"x-tines-replica"
@@ -130,9 +130,13 @@ def build_app(engine_options: dict[str, Any], *, replicas: int = 2, router: str 
               api_key: str | None = None, max_ongoing_requests: int = 256,
               cpus_per_replica: float = 1.0) -> serve.Application:
     """The application: `replicas` engines built from `engine_options` (Engine's keyword
-    arguments), routed by `router` ("prefix" or "round_robin")."""
+    arguments), routed by `router` ("prefix" or "round_robin"). The prefix router's index
+    holds as many prompt characters per replica as one engine's KV pool holds tokens x 4
+    (`router_options` may set `capacity_blocks` itself)."""
     if router not in ROUTERS:
         raise ValueError(f"router: {router!r} is not one of {sorted(ROUTERS)}")
+    if router == "prefix":
+        router_options = prefix_router_options(engine_options, router_options)
     engines = serve.deployment(EngineServer).options(
         name="engine", num_replicas=replicas, max_ongoing_requests=max_ongoing_requests,
         ray_actor_options={"num_cpus": cpus_per_replica},

@@ -3,8 +3,11 @@
 `PrefixAwareRouter` sends a request to the replica whose radix cache most likely holds the
 longest prefix of its prompt (a `PrefixIndex` kept from the requests it routed), so shared
 system prompts, few-shot examples and chat histories are computed once per replica instead of
-once per request. When replicas' queues diverge by more than `imbalance_threshold`, or nothing
-matches, it takes the least loaded replica instead: affinity never piles work on one replica.
+once per request. When replicas' queues diverge by more than `imbalance_threshold` it takes the
+least loaded replica (affinity piles at most that many extra requests on one replica: with
+fewer requests in flight than it, a shared system prompt takes every new conversation to the
+replica that cached it first, bench/replicas.py); when no replica holds enough
+of the prompt, the one whose cache holds least (prefix_choice.py has the decision).
 `RoundRobinRouter` is the baseline the bench compares against.
 
 Ray Serve calls `choose_replicas` with the live candidates and the pending request; it returns
@@ -15,11 +18,45 @@ The request's prompt is read from a `RoutedRequest` among the call's arguments.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from ray.serve.request_router import PendingRequest, ReplicaID, RequestRouter, RunningReplica
 
+from .prefix_choice import AffinityPolicy, rank_replicas
 from .prefix_index import PrefixIndex
 from .routed_request import RoutedRequest
+
+CHARS_PER_TOKEN = 4  # English BPE text: the default model's tokenizer gives 4.3 on the benches
+DEFAULT_KV_TOKENS = 65536  # EngineConfig.max_kv_tokens, the pool's cap when nothing sets one
+
+
+def index_capacity_blocks(kv_tokens: int, block_chars: int = 64) -> int:
+    """How many `block_chars` blocks a replica's index keeps so that it forgets prefixes about
+    when a KV pool of `kv_tokens` tokens evicts them: kv_tokens x CHARS_PER_TOKEN characters."""
+    if kv_tokens < 1 or block_chars < 1:
+        raise ValueError("kv_tokens and block_chars must be positive")
+    return max(1, kv_tokens * CHARS_PER_TOKEN // block_chars)
+
+
+def replica_kv_tokens(engine_options: dict[str, Any]) -> int:
+    """The KV pool size (tokens) an engine built from `engine_options` has at most:
+    `kv_tokens` when set, else `max_kv_tokens` (a memory fraction may make it smaller)."""
+    for name in ("kv_tokens", "max_kv_tokens"):
+        if isinstance(value := engine_options.get(name), int) and value > 0:
+            return value
+    return DEFAULT_KV_TOKENS
+
+
+def prefix_router_options(engine_options: dict[str, Any],
+                          router_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """PrefixAwareRouter's keyword arguments for engines built from `engine_options`: the
+    index holds as many characters per replica as one KV pool holds tokens x CHARS_PER_TOKEN,
+    unless `router_options` sets `capacity_blocks` itself."""
+    options = dict(router_options or {})
+    if options.get("capacity_blocks") is None:
+        options["capacity_blocks"] = index_capacity_blocks(replica_kv_tokens(engine_options),
+                                                           options.get("block_chars", 64))
+    return options
 
 
 def prompt_of(pending: PendingRequest | None) -> str:
@@ -48,11 +85,16 @@ class _RankingRouter(RequestRouter):
 
 class PrefixAwareRouter(_RankingRouter):
     def initialize_state(self, imbalance_threshold: int = 8, min_match_chars: int = 64,
-                         block_chars: int = 64, capacity_blocks: int = 8192) -> None:
+                         min_match_fraction: float = 0.1, block_chars: int = 64,
+                         capacity_blocks: int | None = None) -> None:
         """`capacity_blocks` x `block_chars` should be about what one replica's KV pool holds
-        in characters (tokens x ~4): the index forgets the oldest prefixes past it."""
-        self.imbalance_threshold = imbalance_threshold
-        self.min_match_chars = min_match_chars
+        in characters (tokens x ~4): the index forgets the oldest prefixes past it, as the
+        radix cache evicts them. `build_app` sets it from the engines' pool size; None means
+        the engine's default cap (`index_capacity_blocks(DEFAULT_KV_TOKENS)`). The rest is
+        the `AffinityPolicy` (prefix_choice.py)."""
+        if capacity_blocks is None:
+            capacity_blocks = index_capacity_blocks(DEFAULT_KV_TOKENS, block_chars)
+        self.policy = AffinityPolicy(imbalance_threshold, min_match_chars, min_match_fraction)
         self.index = PrefixIndex(block_chars, capacity_blocks)
 
     def _queue_len(self, replica: RunningReplica) -> int:
@@ -61,19 +103,13 @@ class PrefixAwareRouter(_RankingRouter):
 
     def rank(self, candidates: list[RunningReplica], pending: PendingRequest | None
              ) -> list[list[RunningReplica]]:
-        # Least loaded first; among equals, the one whose cache holds least (new prefixes
-        # spread over the replicas instead of all landing on the first).
-        by_load = sorted(candidates,
-                         key=lambda r: (self._queue_len(r), self.index.size(r.replica_id)))
+        by_id = {r.replica_id: r for r in candidates}
         text = prompt_of(pending)
-        loads = [self._queue_len(r) for r in by_load]
-        if not text or loads[-1] - loads[0] > self.imbalance_threshold:
-            return [by_load]
-        matched = self.index.match(text, [r.replica_id for r in by_load])
-        best = max(by_load, key=lambda r: matched[r.replica_id])  # ties: the less loaded
-        if matched[best.replica_id] < min(self.min_match_chars, len(text)):
-            return [by_load]
-        return [[best], [r for r in by_load if r is not best]]
+        ranks = rank_replicas(
+            list(by_id), {i: self._queue_len(r) for i, r in by_id.items()},
+            {i: self.index.size(i) for i in by_id},
+            self.index.match(text, by_id) if text else {}, len(text), self.policy)
+        return [[by_id[i] for i in rank] for rank in ranks]
 
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
                           result: object) -> None:
