@@ -20,7 +20,7 @@ sampling, grammar, text); "mask wait" is the engine thread's time on masks after
 (both from the engine's stats).
 Goal (issue 15): constrained decoding, in the engine's default mode, >= 1.0x free.
 
-    .venv/bin/python -m bench.grammar_batch [--max-tokens 160] [--repeat 2]
+    .venv/bin/python -m bench.grammar_batch [--max-tokens 160] [--repeat 2] [--modes after]
 """
 
 from __future__ import annotations
@@ -105,11 +105,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--modes", default="overlapped,after",
+                    help="which mask modes to run (overlapped, after)")
     args = ap.parse_args()
     from tines.runtime.engine.engine import Engine
     from tines.runtime.sampling_params import SamplingParams
 
-    modes = {"masks overlapped": True, "masks after": False}
+    modes = {f"masks {m}": m == "overlapped" for m in args.modes.split(",")}
     rows: dict[str, dict[str, list]] = {label: {"constrained": [], "free": []} for label in modes}
     engine = Engine(compile=True)
     try:
