@@ -55,12 +55,13 @@ system prompt always and a turn's whole history only when the turn lands where t
 one did (half the time): expected ~67% of prompt tokens against the prefix router's ~84%, as
 measured. Evicting histories would lower it further, but the short histories (~60-token system
 prompt, replies of at most 32 tokens) of even 44 open conversations fit a replica at C=3,072
-(smaller pools not measured). With 8 in flight and the default
-imbalance_threshold=8, the prefix router sends every chat_sessions conversation to the replica
-that first cached the system prompt (the load gap never passes 8; 1 distinct head above):
-hits equal the single replica's, and so does throughput. With 4 they split over both, but
-mmlu_subjects then loses 5 points (load spills duplicate subjects: 9 + 7 heads): a trade-off,
-so the default stays 8.
+(smaller pools not measured). The rows above ran before the router computed a short shared
+prefix again (prefix_choice.py's `recompute_shared_below_chars`): with 8 in flight it sent every
+chat_sessions conversation to the replica that first cached the system prompt (the load gap
+never passed 8; 1 distinct head). With that rule, bounded C=6,144, n=100, same command:
+chat_sessions 84.2 / 84.2 / 66.7 (1.26x, -0.1), both replicas serving conversations ([1, 1]),
+0.65 / 0.83 / 0.85 prog/s; mmlu_subjects 68.2 / 66.1 / 41.6 (1.59x, -2.0), 1.40 / 2.61 / 1.90
+prog/s.
 
     .venv/bin/python -m bench.replicas [--model PATH] [--n 32] [--workloads mmlu,multi_turn_chat]
     .venv/bin/python -m bench.replicas --kv-tokens 6144 --n 100 \

@@ -54,3 +54,24 @@ def test_no_prompt_ranks_by_load():
 def test_bad_policy_is_refused():
     with pytest.raises(ValueError):
         AffinityPolicy(min_match_fraction=1.5)
+
+
+def test_a_short_shared_prefix_is_computed_again_on_an_idle_replica():
+    """A system prompt (240 characters that many conversations share) on a busy replica: the
+    new conversation goes to the idle one, which computes the system prompt again."""
+    ranks = rank_replicas(["a", "b"], {"a": 1, "b": 0}, {"a": 50, "b": 0},
+                          {"a": 240, "b": 0}, 320, POLICY, shared=lambda r: r == "a")
+    assert ranks == [["b", "a"]]
+
+
+def test_a_conversations_own_history_is_followed_to_the_busier_replica():
+    ranks = rank_replicas(["a", "b"], {"a": 1, "b": 0}, {"a": 50, "b": 5},
+                          {"a": 600, "b": 240}, 700, POLICY, shared=lambda r: False)
+    assert ranks == [["a"], ["b"]]
+
+
+def test_a_long_shared_prefix_is_followed_to_the_busier_replica():
+    """A few-shot prefix of 4,000 characters: worth waiting for, shared or not."""
+    ranks = rank_replicas(["a", "b"], {"a": 3, "b": 0}, {"a": 100, "b": 10},
+                          {"a": 4000, "b": 0}, 4400, POLICY, shared=lambda r: True)
+    assert ranks == [["a"], ["b"]]

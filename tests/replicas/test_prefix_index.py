@@ -56,3 +56,23 @@ def test_prompt_text_of_native_openai_and_chat_bodies():
     assert prompt_text_of(chat) == "system\nbe brief\nuser\nhi\n"
     assert prompt_text_of(b"not json") == ""
     assert prompt_text_of(b"[1, 2]") == ""
+
+
+def test_a_prefix_several_prompts_go_on_from_is_a_branch_point():
+    index = PrefixIndex(block_chars=16, capacity_blocks=1000)
+    index.insert("r1", SYSTEM + "What is 2+2? Please answer it.")
+    shared = len(SYSTEM) // 16 * 16
+    assert not index.branches_after("r1", SYSTEM, shared)  # one prompt so far: its own text
+    index.insert("r1", SYSTEM + "Name a prime, any prime at all.")
+    assert index.branches_after("r1", SYSTEM + "Name a prime.", shared)
+    assert not index.branches_after("r2", SYSTEM, shared)  # another replica saw none
+
+
+def test_one_conversations_growing_history_is_not_a_branch_point():
+    index = PrefixIndex(block_chars=16, capacity_blocks=1000)
+    turn1 = SYSTEM + "User: hello there, how are you?\nAssistant: fine, thanks.\n"
+    turn2 = turn1 + "User: and the weather today?\nAssistant: sunny.\n"
+    index.insert("r1", turn1)
+    index.insert("r1", turn2)
+    index.insert("r1", turn2 + "User: thanks!\n")
+    assert not index.branches_after("r1", turn2, len(turn2) // 16 * 16)

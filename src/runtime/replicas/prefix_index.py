@@ -4,8 +4,10 @@ A prompt is cut into blocks of `block_chars` characters; block i is keyed by a h
 whole text up to its end, so equal keys mean equal prefixes (up to hash collisions, which only
 cost a cache miss). Each replica keeps the keys it was sent, most recently used last, at most
 `capacity_blocks` of them: the oldest are forgotten first, as the replica's radix cache evicts
-least recently used prefixes first. The index is an estimate of the replica caches, never a
-source of truth: a wrong guess costs a recompute, not a wrong answer.
+least recently used prefixes first. With each key it keeps up to two of the keys that followed
+it, enough to tell a prefix several prompts share from one prompt's own history. The index is
+an estimate of the replica caches, never a source of truth: a wrong guess costs a recompute,
+not a wrong answer.
 
 Invariant (`check()`): every replica's block count is at most `capacity_blocks`.
 """
@@ -56,11 +58,15 @@ class PrefixIndex:
     def insert(self, replica: Hashable, text: str) -> None:
         """Record that `replica` computed (and so caches) `text`."""
         blocks = self._blocks.setdefault(replica, OrderedDict())
+        keys = prefix_keys(text, self.block_chars)
         # Deepest block first, so a prompt's shorter prefixes are the more recent: eviction
         # takes the tails first and what is left is still a prefix (as in the radix cache).
-        for key in reversed(prefix_keys(text, self.block_chars)):
-            blocks[key] = None
-            blocks.move_to_end(key)
+        for i in range(len(keys) - 1, -1, -1):
+            nexts = blocks.get(keys[i]) or frozenset()
+            if i + 1 < len(keys) and len(nexts) < 2 and keys[i + 1] not in nexts:
+                nexts = nexts | {keys[i + 1]}
+            blocks[keys[i]] = nexts
+            blocks.move_to_end(keys[i])
         while len(blocks) > self.capacity_blocks:
             blocks.popitem(last=False)
 
@@ -75,6 +81,16 @@ class PrefixIndex:
                 n += 1
             matched[r] = n * self.block_chars
         return matched
+
+    def branches_after(self, replica: Hashable, text: str, chars: int) -> bool:
+        """Whether `replica` has seen prompts go on in two or more ways after `text`'s first
+        `chars` characters (a whole number of blocks, as `match` gives): a prefix that
+        several prompts share, such as a system prompt, rather than one prompt's own history."""
+        n = chars // self.block_chars
+        if n <= 0:
+            return False
+        key = prefix_keys(text[:n * self.block_chars], self.block_chars)[-1]
+        return len(self._blocks.get(replica, {}).get(key) or ()) >= 2
 
     def size(self, replica: Hashable) -> int:
         return len(self._blocks.get(replica, ()))

@@ -85,8 +85,8 @@ class _RankingRouter(RequestRouter):
 
 class PrefixAwareRouter(_RankingRouter):
     def initialize_state(self, imbalance_threshold: int = 8, min_match_chars: int = 64,
-                         min_match_fraction: float = 0.1, block_chars: int = 64,
-                         capacity_blocks: int | None = None) -> None:
+                         min_match_fraction: float = 0.1, recompute_shared_below_chars: int = 1024,
+                         block_chars: int = 64, capacity_blocks: int | None = None) -> None:
         """`capacity_blocks` x `block_chars` should be about what one replica's KV pool holds
         in characters (tokens x ~4): the index forgets the oldest prefixes past it, as the
         radix cache evicts them. `build_app` sets it from the engines' pool size; None means
@@ -94,7 +94,8 @@ class PrefixAwareRouter(_RankingRouter):
         the `AffinityPolicy` (prefix_choice.py)."""
         if capacity_blocks is None:
             capacity_blocks = index_capacity_blocks(DEFAULT_KV_TOKENS, block_chars)
-        self.policy = AffinityPolicy(imbalance_threshold, min_match_chars, min_match_fraction)
+        self.policy = AffinityPolicy(imbalance_threshold, min_match_chars, min_match_fraction,
+                                     recompute_shared_below_chars)
         self.index = PrefixIndex(block_chars, capacity_blocks)
 
     def _queue_len(self, replica: RunningReplica) -> int:
@@ -105,10 +106,12 @@ class PrefixAwareRouter(_RankingRouter):
              ) -> list[list[RunningReplica]]:
         by_id = {r.replica_id: r for r in candidates}
         text = prompt_of(pending)
+        matched = self.index.match(text, by_id) if text else {}
         ranks = rank_replicas(
             list(by_id), {i: self._queue_len(r) for i, r in by_id.items()},
             {i: self.index.size(i) for i in by_id},
-            self.index.match(text, by_id) if text else {}, len(text), self.policy)
+            matched, len(text), self.policy,
+            shared=lambda i: self.index.branches_after(i, text, matched[i]))
         return [[by_id[i] for i in rank] for rank in ranks]
 
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
