@@ -94,6 +94,24 @@ class Automaton:
                     row[lo:hi + 1] = self.state(d)
                 self.table[sid] = row
 
+    def step_many(self, sids: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """The successors of states `sids` on bytes `data` (arrays of one length), as
+        `table` holds them (int32), rows computed where missing: the vocabulary walks'
+        one gather per byte position."""
+        flat = sids.astype(np.int64) * 256 + data
+        nxt = self.table.ravel()[flat]
+        missing = nxt < 0
+        if missing.any():
+            self.ensure_rows(np.unique(sids[missing]))
+            nxt = self.table.ravel()[flat]
+        return nxt
+
+    def live_many(self, sids: np.ndarray) -> np.ndarray:
+        """bool [len(sids)]: `is_live` of each state, deciding the ones not yet known."""
+        for s in np.unique(sids[self.live[sids] < 0]).tolist():
+            self.is_live(s)
+        return self.live[sids] == 1
+
     def step(self, sid: int, byte: int) -> int:
         t = int(self.table[sid, byte])
         if t < 0:

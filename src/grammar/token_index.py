@@ -159,21 +159,11 @@ class TokenIndex:
             if i == 0:
                 nxt = st
             else:
-                col = lay.columns[i][pos]
-                flat = st.astype(np.int64) * 256 + col
-                nxt = aut.table.ravel()[flat]
-                bad = nxt < 0
-                if bad.any():
-                    aut.ensure_rows(np.unique(st[bad]))
-                    nxt = aut.table.ravel()[flat]
+                nxt = aut.step_many(st, lay.columns[i][pos])
             e = int(np.searchsorted(pos, lay.num_longer[i + 1]))
             if e < len(pos):  # tokens of length i + 1 end here
                 ends = nxt[e:]
-                ok = ends != DEAD
-                unknown = np.unique(ends[ok & (aut.live[ends] < 0)])
-                for s in unknown.tolist():
-                    aut.is_live(s)
-                ok &= aut.live[ends] == 1
+                ok = (ends != DEAD) & aut.live_many(ends)
                 found.append(pos[e:][ok])
                 if want_states:
                     found_states.append(ends[ok])

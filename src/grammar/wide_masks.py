@@ -164,12 +164,7 @@ class WideMasks:
             idx, cur = idx[:k], cur[:k]
             if not k:
                 break
-            flat = cur * 256 + lex.mat[pos[idx], i]
-            nxt = aut.table.ravel()[flat]
-            bad = nxt < 0
-            if bad.any():
-                aut.ensure_rows(np.unique(cur[bad]))
-                nxt = aut.table.ravel()[flat]
+            nxt = aut.step_many(cur, lex.mat[pos[idx], i])
             done = lens[idx] == i + 1
             ends[idx[done]] = nxt[done]
             keep = (nxt != DEAD) & ~done
@@ -178,11 +173,7 @@ class WideMasks:
                 for j, s in zip(idx.tolist(), cur.tolist()):
                     ends[j] = aut.walk(s, lex.keys[int(pos[j])][i + 1:])
                 break
-        ok = ends != DEAD
-        live = aut.live
-        for s in np.unique(ends[ok & (live[ends] < 0)]).tolist():
-            aut.is_live(s)
-        ok &= aut.live[ends] == 1
+        ok = (ends != DEAD) & aut.live_many(ends)
         result = np.zeros(len(pos), dtype=bool)
         result[order] = ok
         return result

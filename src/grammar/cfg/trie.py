@@ -148,12 +148,7 @@ class VocabTrie:
             first = np.cumsum(cnt) - cnt
             kids = np.arange(total) - np.repeat(first - lo, cnt)  # child node indices
             pst = np.repeat(st, cnt)
-            flat = pst * 256 + self.byte[d][kids]
-            nxt = aut.table.ravel()[flat]
-            bad = nxt < 0
-            if bad.any():
-                aut.ensure_rows(np.unique(pst[bad]))
-                nxt = aut.table.ravel()[flat]
+            nxt = aut.step_many(pst, self.byte[d][kids])
             keep = nxt != DEAD
             idx, st = kids[keep], nxt[keep].astype(np.int64)
             if stop is not None and len(st):
@@ -176,9 +171,7 @@ class VocabTrie:
         if not ends.any():
             return
         e_st = node_states[ends]
-        for s in np.unique(e_st[aut.live[e_st] < 0]).tolist():
-            aut.is_live(s)
-        ok = aut.live[e_st] == 1
+        ok = aut.live_many(e_st)
         ids.append(tok[ends][ok])
         states.append(e_st[ok])
         if self.extra:
@@ -196,13 +189,7 @@ class VocabTrie:
         cur = np.zeros(len(self.byte_l[d]), dtype=np.int64)  # DEAD == 0
         cur[idx] = st
         for d in range(d + 1, self.max_len + 1):
-            flat = cur[self.parent[d]] * 256 + self.byte[d]
-            nxt = aut.table.ravel()[flat]
-            bad = nxt < 0
-            if bad.any():
-                aut.ensure_rows(np.unique(cur[self.parent[d]][bad]))
-                nxt = aut.table.ravel()[flat]
-            nxt = nxt.astype(np.int64)
+            nxt = aut.step_many(cur[self.parent[d]], self.byte[d]).astype(np.int64)
             alive = np.flatnonzero(nxt)
             if stop is not None and len(alive):
                 hit = stop.many(nxt[alive])
