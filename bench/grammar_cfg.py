@@ -116,7 +116,7 @@ def main() -> int:
 
     vocab, encode, _ = load_default_model()
     vocab.layout  # noqa: B018 - built once per vocabulary, like an engine at start-up
-    VocabTrie.of(vocab)
+    vocab.derived(VocabTrie)
     compile_cfg('start: "a"\n', vocab)  # process-wide one-time set-up (regex classes)
     try:
         from tines.grammar.backends.llguidance import make_tokenizer

@@ -1,17 +1,14 @@
 """The vocabulary in lexicographic byte order, for walks that take the tokens starting
-with one byte as one contiguous range (`wide_masks.py`). Built once per vocabulary."""
+with one byte as one contiguous range (`wide_masks.py`). Built once per vocabulary:
+`vocab.derived(LexLayout)`."""
 
 from __future__ import annotations
 
 import codecs
-import weakref
 
 import numpy as np
 
 from .vocabulary import TokenVocabulary
-
-_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 class LexLayout:
     """The vocabulary in lexicographic byte order. `ids[p]`: the token at position p;
@@ -23,7 +20,7 @@ class LexLayout:
     cut short)."""
 
     def __init__(self, vocab: TokenVocabulary):
-        keys, ids = vocab._sorted
+        keys, ids = vocab.sorted_tokens
         self.keys = keys
         self.num = n = len(ids)
         self.ids = np.array(ids, dtype=np.int64)
@@ -50,13 +47,6 @@ class LexLayout:
         bad = [p for p in np.flatnonzero(high).tolist() if not _is_utf8_prefix(keys[p][1:])]
         self.bad_utf8_tail = np.zeros(n, dtype=np.uint64)
         self.bad_utf8_tail[bad] = 1
-
-    @classmethod
-    def of(cls, vocab: TokenVocabulary) -> LexLayout:
-        lay = _LAYOUTS.get(vocab)
-        if lay is None:
-            lay = _LAYOUTS[vocab] = cls(vocab)
-        return lay
 
 
 def _is_utf8_prefix(data: bytes) -> bool:

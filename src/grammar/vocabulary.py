@@ -18,9 +18,12 @@ import bisect
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+_T = TypeVar("_T")
 
 _SP_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -110,7 +113,8 @@ class TokenVocabulary:
         return m
 
     @functools.cached_property
-    def _sorted(self) -> tuple[list[bytes], list[int]]:
+    def sorted_tokens(self) -> tuple[list[bytes], list[int]]:
+        """(token bytes, their ids) in lexicographic byte order (ids with bytes only)."""
         items = sorted((b, i) for i, b in enumerate(self.token_bytes) if b is not None)
         return [b for b, _ in items], [i for _, i in items]
 
@@ -125,7 +129,7 @@ class TokenVocabulary:
 
     def ids_with_prefix(self, prefix: bytes) -> list[int]:
         """Token ids whose bytes start with `prefix` (the token `prefix` itself included)."""
-        keys, ids = self._sorted
+        keys, ids = self.sorted_tokens
         lo = bisect.bisect_left(keys, prefix)
         hi = lo
         while hi < len(keys) and keys[hi].startswith(prefix):
@@ -136,13 +140,21 @@ class TokenVocabulary:
     def layout(self) -> WalkLayout:
         return WalkLayout(self.token_bytes)
 
+    def derived(self, build: Callable[[TokenVocabulary], _T]) -> _T:
+        """`build(self)`, built once per vocabulary and kept with it: the layouts the mask
+        walks use (`lex_layout.LexLayout`, the CFG's `cfg.trie.VocabTrie`)."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if build not in cache:
+            cache[build] = build(self)
+        return cache[build]
+
     def prepare(self) -> None:
         """Build the layouts token masks walk (~0.3 s for 49k tokens, once per vocabulary)
         now, e.g. at start-up, rather than inside the first grammar's first masks."""
         from .lex_layout import LexLayout  # lex_layout imports this module
 
         self.layout  # noqa: B018 - a cached property: building it is the point
-        LexLayout.of(self)
+        self.derived(LexLayout)
 
     def __repr__(self) -> str:
         return (f"TokenVocabulary(vocab_size={self.vocab_size}, eos={sorted(self.eos_token_ids)},"

@@ -49,7 +49,7 @@ class WideMasks:
         self.automaton = automaton
         self.small_run = small_run
         self.max_walk = vocab.vocab_size // 4 if max_walk is None else max_walk
-        self.lex = LexLayout.of(vocab)
+        self.lex = vocab.derived(LexLayout)
         self.vocab_size = vocab.vocab_size
         self._short: dict[int, np.ndarray] = {}
         self._utf8_loop: dict[int, tuple[int, int] | None] = {}

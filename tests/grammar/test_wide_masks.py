@@ -49,7 +49,7 @@ def state_after(g: CompiledGrammar, text: bytes) -> int:
 
 
 def test_lex_layout_orders_tokens_by_bytes_and_records_tail_bytes(vocab):
-    lay = LexLayout.of(vocab)
+    lay = vocab.derived(LexLayout)
     keys = [vocab.token_bytes[i] for i in lay.ids.tolist()]
     assert keys == sorted(keys)
     a, b = int(lay.first_start[ord("a")]), int(lay.first_start[ord("a") + 1])

@@ -37,7 +37,7 @@ class CfgTokenIndex(TokenIndex):
                  max_cut_walks: int = 2048):
         super().__init__(automaton, vocab, max_cached)
         self.pool: CfgPool = automaton.pool
-        self.trie = VocabTrie.of(vocab)
+        self.trie = vocab.derived(VocabTrie)
         # cut state -> (bitmask of its walk's tokens, trie nodes where the walk hit the hole)
         self._cut_walks: dict[int, tuple[np.ndarray, list[tuple[int, int]]]] = {}
         self.max_cut_walks = max_cut_walks

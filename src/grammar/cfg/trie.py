@@ -15,7 +15,6 @@ Byte strings spelled by several ids keep the extra ids in `extra` (rare).
 
 from __future__ import annotations
 
-import weakref
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -23,7 +22,6 @@ import numpy as np
 from ..automaton import DEAD, Automaton
 from ..vocabulary import TokenVocabulary
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _NARROW = 24  # frontier size below which the walk goes on in plain Python
 _DENSE = 64  # frontier size above which whole levels are stepped at once
 
@@ -44,7 +42,7 @@ class Walk(NamedTuple):
 
 class VocabTrie:
     def __init__(self, vocab: TokenVocabulary):
-        items = sorted((b, i) for i, b in enumerate(vocab.token_bytes) if b is not None)
+        items = zip(*vocab.sorted_tokens)
         byte: list[list[int]] = [[]]
         parent: list[list[int]] = [[]]
         token: list[list[int]] = [[]]
@@ -93,14 +91,6 @@ class VocabTrie:
                 self.child_hi.append(np.zeros(n, dtype=np.int64))
         self.lo_l = [x.tolist() for x in self.child_lo]
         self.hi_l = [x.tolist() for x in self.child_hi]
-
-    @classmethod
-    def of(cls, vocab: TokenVocabulary) -> VocabTrie:
-        """The trie of a vocabulary (built once per vocabulary object)."""
-        t = _CACHE.get(vocab)
-        if t is None:
-            t = _CACHE[vocab] = cls(vocab)
-        return t
 
     def prefix(self, d: int, i: int) -> bytes:
         """The bytes of node `i` of level `d`."""

@@ -91,7 +91,7 @@ def _check_char_start(tail: bytes) -> None:
 
 
 def _some_token_extends(vocab: TokenVocabulary, prefix: bytes) -> bool:
-    keys, _ = vocab._sorted  # noqa: SLF001 - the sorted token bytes the vocabulary keeps
+    keys, _ = vocab.sorted_tokens
     i = bisect.bisect_left(keys, prefix)
     while i < len(keys) and keys[i] == prefix:
         i += 1
