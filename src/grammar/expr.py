@@ -234,6 +234,20 @@ class ExprPool:
 
     # ---- derivatives --------------------------------------------------------------------
 
+    def _leading(self, e: int) -> list[tuple[int, int | None]]:
+        """The elements of a CAT chain that its strings may start in, each with the chain
+        after it: up to and including the first element that is not nullable, else through
+        the chain's last element (whose rest is None)."""
+        out, cur = [], e
+        while self.kind[cur] == CAT:
+            h = self.x[cur]
+            out.append((h, self.y[cur]))
+            if not self.nullable[h]:
+                return out
+            cur = self.y[cur]
+        out.append((cur, None))
+        return out
+
     def deriv(self, e: int, b: int) -> int:
         """The expression for `{s : bytes([b]) + s in e}`."""
         key = e << 8 | b
@@ -244,17 +258,8 @@ class ExprPool:
         if k == BYTES:
             r = self.empty if self.x[e] >> b & 1 else self.never
         elif k == CAT:
-            parts = []
-            cur = e
-            while self.kind[cur] == CAT:
-                h = self.x[cur]
-                parts.append(self.cat(self.deriv(h, b), self.y[cur]))
-                if not self.nullable[h]:
-                    break
-                cur = self.y[cur]
-            else:
-                parts.append(self.deriv(cur, b))
-            r = self.alt(parts)
+            r = self.alt([self.deriv(h, b) if rest is None else self.cat(self.deriv(h, b), rest)
+                          for h, rest in self._leading(e)])
         elif k == ALT:  # only branches that can start with b (a wide ALT has many)
             first = self.first_bytes
             r = self.alt([self.deriv(c, b) for c in self.x[e] if first(c) >> b & 1])
@@ -287,15 +292,9 @@ class ExprPool:
         elif k in (NEVER, EMPTY):
             r = 0
         elif k == CAT:
-            r, cur = 0, e
-            while self.kind[cur] == CAT:
-                h = self.x[cur]
+            r = 0
+            for h, _ in self._leading(e):
                 r |= self.first_bytes(h)
-                if not self.nullable[h]:
-                    break
-                cur = self.y[cur]
-            else:
-                r |= self.first_bytes(cur)
         elif k == ALT:
             r = 0
             for c in self.x[e]:
@@ -323,15 +322,8 @@ class ExprPool:
             r = ((m ^ (m << 1)) & FULL) | 1
         elif k == CAT:
             r = 1
-            cur = e
-            while self.kind[cur] == CAT:
-                h = self.x[cur]
+            for h, _ in self._leading(e):
                 r |= self.bounds(h)
-                if not self.nullable[h]:
-                    break
-                cur = self.y[cur]
-            else:
-                r |= self.bounds(cur)
         elif k in (ALT, AND):
             r = 1
             for c in self.x[e]:
