@@ -17,8 +17,8 @@ For schemas from simple to deeply nested:
     python -m bench.grammar --corpus .../jsonschemabench/maskbench/data [--sample 500]
     python -m bench.grammar --corpus DIR --sample 150 --dump-masks masks.json
 
-`--dump-masks` writes a hash of every mask along every valid instance (and each test's
-accept verdict) instead of timing: run it on two versions of tines (PYTHONPATH pointing at
+`--dump-masks` also writes a hash of every mask along every valid instance (and each test's
+accept verdict): run it on two versions of tines (PYTHONPATH pointing at
 a copy of the old one) and compare the files to check a change keeps masks token for token.
 """
 
@@ -255,44 +255,6 @@ def bench_llguidance(vocab, schema, ids, repeat, encode):
     return min(compile_ms), us, refused
 
 
-def sample_corpus(folder: Path, n: int) -> list[Path]:
-    from bench.schemas.corpus import sample_files
-
-    return sample_files(folder, n, 0)
-
-
-def dump_mask_hashes(files: list[Path], vocab, encode) -> dict[str, list[str]]:
-    """Per schema file: each test's accept verdict and a hash of every mask along its
-    valid instances (the corpus run's walk), or the compile error."""
-    import hashlib
-
-    from tines.grammar.conformance import serializations
-    from tines.grammar.errors import GrammarError
-
-    out: dict[str, list[str]] = {}
-    bitmask = np.zeros((1, vocab.num_words), dtype=np.int32)
-    for path in files:
-        case = json.loads(path.read_text())
-        try:
-            g = CompiledGrammar(GrammarSpec.json_schema(case["schema"]), vocab)
-        except GrammarError as e:
-            out[path.name] = [f"error {type(e).__name__}"]
-            continue
-        entries = out[path.name] = []
-        for test in case["tests"]:
-            ok = [t for t in serializations(test["data"], 16) if g.accepts_text(t)]
-            entries.append(f"accepts={bool(ok)}")
-            if ok and test["valid"]:
-                m = g.matcher()
-                for tok in encode(ok[0]):
-                    m.fill_bitmask(bitmask, 0)
-                    entries.append(hashlib.sha1(bitmask.tobytes()).hexdigest()[:16])
-                    if not m.accept_token(tok):
-                        entries.append("refused")
-                        break
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -302,18 +264,18 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=500, help="schemas sampled with --corpus")
     ap.add_argument("--dump-masks", type=Path, help="with --corpus: write mask hashes here")
     args = ap.parse_args()
-    if args.corpus is not None and args.dump_masks is not None:
-        vocab, encode, _ = load_default_model()
-        hashes = dump_mask_hashes(sample_corpus(args.corpus, args.sample), vocab, encode)
-        args.dump_masks.write_text(json.dumps(hashes))
-        print(f"{sum(map(len, hashes.values()))} entries for {len(hashes)} schemas")
-        return 0
     if args.corpus is not None:
         from bench.schemas.corpus import report, run, sample_files
 
         vocab, encode, _ = load_default_model()
         vocab.prepare()  # the mask layouts, built at start-up as the engine's compiler does
-        report(run(sample_files(args.corpus, args.sample, 0), vocab, encode))
+        r = run(sample_files(args.corpus, args.sample, 0), vocab, encode,
+                hash_masks=args.dump_masks is not None)
+        report(r)
+        if args.dump_masks is not None:
+            args.dump_masks.write_text(json.dumps(r["mask_hashes"]))
+            print(f"{sum(map(len, r['mask_hashes'].values()))} entries for "
+                  f"{len(r['mask_hashes'])} schemas")
         return 0
     try:
         vocab, encode, _ = load_default_model()

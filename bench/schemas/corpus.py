@@ -13,6 +13,7 @@ compile p50/p99/max, and per-token mask p50/p99/p99.9/max along each valid insta
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import time
@@ -31,8 +32,13 @@ def sample_files(folder: Path, n: int, seed: int) -> list[Path]:
     return [folder / x for x in random.Random(seed).sample(names, min(n, len(names)))]
 
 
-def run(files: list[Path], vocab, encode) -> dict:
+def run(files: list[Path], vocab, encode, hash_masks: bool = False) -> dict:
+    """Compile each schema, check its tests' verdicts, time every mask along each valid
+    instance. With `hash_masks`, `mask_hashes` maps each file to its tests' verdicts and a
+    hash of each of those masks (or its compile error): two versions' dumps compare masks
+    token for token."""
     res = Counter()
+    hashes: dict[str, list[str]] = {}
     refused_by = Counter()
     refusals: list[str] = []
     worst_compile: list[tuple[float, str]] = []
@@ -45,11 +51,13 @@ def run(files: list[Path], vocab, encode) -> dict:
         try:
             g = CompiledGrammar(GrammarSpec.json_schema(case["schema"]), vocab)
         except UnsupportedSchemaError as e:
+            hashes[path.name] = [f"error {type(e).__name__}"]
             res["refused"] += 1
             refused_by[e.keyword] += 1
             refusals.append(f"{path.name}: {e}")
             continue
         except GrammarError as e:
+            hashes[path.name] = [f"error {type(e).__name__}"]
             res["error"] += 1
             refused_by[f"error: {str(e)[:50]}"] += 1
             continue
@@ -57,9 +65,11 @@ def run(files: list[Path], vocab, encode) -> dict:
         worst_compile.append((compile_ms[-1], path.name))
         worst_mask_here = 0.0
         right = True
+        entries = hashes[path.name] = []
         for test in case["tests"]:
             texts = serializations(test["data"], 16)
             ok = [t for t in texts if g.accepts_text(t)]
+            entries.append(f"accepts={bool(ok)}")
             if bool(ok) != test["valid"]:
                 right = False
                 res["invalid accepted" if ok else "valid rejected"] += 1
@@ -70,13 +80,17 @@ def run(files: list[Path], vocab, encode) -> dict:
                     m.fill_bitmask(bitmask, 0)
                     mask_us.append(1e6 * (time.perf_counter() - t1))
                     worst_mask_here = max(worst_mask_here, mask_us[-1])
+                    if hash_masks:
+                        entries.append(hashlib.sha1(bitmask.tobytes()).hexdigest()[:16])
                     if not m.accept_token(tok):
+                        entries.append("refused")
                         break
         res["fully right"] += right
         worst_mask.append((worst_mask_here, path.name))
     return {"counts": res, "refused_by": refused_by, "compile_ms": compile_ms,
             "mask_us": mask_us, "num": len(files), "refusals": refusals,
-            "worst_compile": sorted(worst_compile)[-5:], "worst_mask": sorted(worst_mask)[-5:]}
+            "worst_compile": sorted(worst_compile)[-5:], "worst_mask": sorted(worst_mask)[-5:],
+            "mask_hashes": hashes}
 
 
 def report(r: dict) -> None:
