@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.workloads.common import text_validates
 from tines.grammar import CompiledGrammar, GrammarSpec, TokenVocabulary
 from tines.grammar.jump_forward import apply_jump_forward, jump_forward
 
@@ -332,8 +333,6 @@ def main() -> int:
 
 def bench_engine_decoding(batch: int = 8, max_tokens: int = 512) -> None:
     """Output tokens/s on the engine: constrained (jump-forward on, off) vs unconstrained."""
-    import jsonschema
-
     from tines.runtime.engine.engine import Engine
     from tines.runtime.sampling_params import SamplingParams
 
@@ -359,7 +358,7 @@ def bench_engine_decoding(batch: int = 8, max_tokens: int = 512) -> None:
                 seconds = time.perf_counter() - t
                 tokens = sum(o.num_completion_tokens for o in outs)
                 done = [o.outputs[0].text for o in outs if o.outputs[0].finish_reason != "length"]
-                valid = sum(_validates(jsonschema, schema, text) for text in done)
+                valid = sum(text_validates(text, schema) for text in done)
                 mode = "jump-forward on" if jump_forward else "jump-forward off"
                 measured[(name, mode)] = (tokens / seconds, len(done), valid)
                 if jump_forward:  # the same prompts, as many tokens each, no grammar
@@ -380,14 +379,6 @@ def bench_engine_decoding(batch: int = 8, max_tokens: int = 512) -> None:
               f"{on[0] / off[0]:9.2f}x  {on[2]}/{on[1]}; {off[2]}/{off[1]}")
     print(f"(an answer not finished in {max_tokens} tokens is the model repeating array items "
           "where the schema sets no maxItems; it is cut, not invalid)")
-
-
-def _validates(jsonschema, schema: dict, text: str) -> bool:
-    try:
-        jsonschema.validate(json.loads(text), schema)
-        return True
-    except (ValueError, jsonschema.ValidationError):
-        return False
 
 
 if __name__ == "__main__":

@@ -61,8 +61,7 @@ def _timed(engine, prompts: list[str], params: list) -> tuple[float, list, dict]
 
 def run_batch(engine, run: str, max_tokens: int) -> tuple[dict, dict]:
     """One timed constrained run of the batch (fresh schemas) and the same prompts free."""
-    import jsonschema
-
+    from bench.workloads.common import text_validates
     from tines.runtime.sampling_params import SamplingParams
 
     prompts = _prompts(engine)
@@ -73,13 +72,7 @@ def run_batch(engine, run: str, max_tokens: int) -> tuple[dict, dict]:
     seconds, outs, delta = _timed(engine, prompts, [
         SamplingParams(temperature=0, max_new_tokens=max_tokens, json_schema=s) for s in schemas])
     tokens = [o.num_completion_tokens for o in outs]
-    valid = 0
-    for o, schema in zip(outs, schemas):
-        try:
-            jsonschema.validate(json.loads(o.outputs[0].text), schema)
-            valid += 1
-        except (ValueError, jsonschema.ValidationError):
-            pass
+    valid = sum(text_validates(o.outputs[0].text, schema) for o, schema in zip(outs, schemas))
     constrained = {"seconds": seconds, "tokens": sum(tokens), "valid": valid, **delta}
     engine.flush_cache()
     seconds, outs, delta = _timed(engine, prompts, [

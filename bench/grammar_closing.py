@@ -18,8 +18,7 @@ import json
 import time
 from pathlib import Path
 
-import jsonschema
-
+from bench.workloads.common import text_validates
 from tines.grammar.backends import BACKENDS, backend_available
 from tines.runtime.engine.engine import Engine
 from tines.runtime.sampling_params import SamplingParams
@@ -27,14 +26,6 @@ from tines.runtime.sampling_params import SamplingParams
 SCHEMAS = json.loads((Path(__file__).resolve().parent / "schemas" / "tool_schemas.json").read_text())
 PROMPT = "Call the tool. Arguments as JSON:"
 TOO_LONG = {"order": 56}  # shortest completion in tokens of the default vocabulary
-
-
-def is_valid(schema: dict, text: str) -> bool:
-    try:
-        jsonschema.validate(json.loads(text), schema)
-    except (json.JSONDecodeError, jsonschema.ValidationError):
-        return False
-    return True
 
 
 def run(engine: Engine, schemas: dict, samples: int, max_tokens: int, close: bool) -> dict:
@@ -48,7 +39,7 @@ def run(engine: Engine, schemas: dict, samples: int, max_tokens: int, close: boo
         for c in h.result().outputs:
             total += 1
             cut += c.finish_reason == "length"
-            if not is_valid(schema, c.text):
+            if not text_validates(c.text, schema):
                 invalid += 1
                 if len(examples) < 3:
                     examples.append(f"{name}: {c.text!r}")

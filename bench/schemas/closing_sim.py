@@ -12,9 +12,9 @@ import json
 import random
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 
+from bench.workloads.common import text_validates
 from tines.grammar import GrammarCompiler, GrammarSpec, allocate_token_bitmask, bitmask_to_bool
 
 SCHEMAS = json.loads((Path(__file__).parent / "tool_schemas.json").read_text())
@@ -47,9 +47,7 @@ def main() -> int:
                         break
                     out.append(t)
                 text = b"".join(vocab.token_bytes[t] for t in out).decode("utf-8", "replace")
-                try:
-                    jsonschema.validate(json.loads(text), schema)
-                except (json.JSONDecodeError, jsonschema.ValidationError):
+                if not text_validates(text, schema):
                     bad.append(name)
         n = len(SCHEMAS) * args.samples
         print(f"closing {'on ' if closing else 'off'}: {len(bad)}/{n} invalid at max_tokens "

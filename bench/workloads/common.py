@@ -41,6 +41,17 @@ def parse_json(text: str | None) -> Any:
         return None
 
 
+def text_validates(text: str, schema: dict) -> bool:
+    """`text` is one JSON value, valid for `schema` (what a constrained answer must be)."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(json.loads(text), schema)
+    except (ValueError, jsonschema.ValidationError):
+        return False
+    return True
+
+
 def validates(value: Any, schema: dict) -> bool:
     """`value` (already parsed) is valid for `schema`."""
     import jsonschema
