@@ -7,7 +7,7 @@ table. Extend attention runs one 512-token prefill chunk, alone and after a 1,53
 cached prefix. Times are medians in µs. The last lines put them in scale: one layer's
 matmuls, and the kernels' share of a 30-layer decode step.
 
-    .venv/bin/python -m bench.kernels [--runs 15] [--threads N]
+    .venv/bin/python -m bench.kernel_ops [--runs 15] [--threads N]
 """
 
 from __future__ import annotations
