@@ -32,7 +32,7 @@ from .expr import ExprPool
 from .json_schema import JsonOptions, json_schema_expr, whitespace_expr
 from .json_values import JsonSyntax
 from .regex import regex_expr
-from .structural_tag import structural_tag_expr
+from .structural_tag import needs_cfg, structural_tag_expr
 from .token_index import TokenIndex
 from .vocabulary import TokenVocabulary
 
@@ -181,13 +181,18 @@ class CompiledGrammar(AutomatonGrammar):
 
 
 def compile_spec(spec: GrammarSpec, vocab: TokenVocabulary):
-    """A `CompiledGrammar`, or for the context-free kinds a `CfgGrammar` (same matcher
-    surface, with `spec` and `warnings` set here). Raises GrammarError/ValueError."""
-    if spec.kind not in CFG_SYNTAX:
+    """A `CompiledGrammar`, or for the context-free kinds and structural tags with a
+    context-free body a `CfgGrammar` (same matcher surface, with `spec` and `warnings` set
+    here). Raises GrammarError/ValueError."""
+    tag = json.loads(spec.value) if spec.kind == "structural_tag" else None
+    if spec.kind not in CFG_SYNTAX and not (tag is not None and needs_cfg(tag)):
         return CompiledGrammar(spec, vocab)
-    from .cfg import compile_cfg  # the CFG front end loads only when a grammar uses it
+    from .cfg import CfgGrammar, compile_cfg  # the CFG front end loads only when used
 
-    grammar = compile_cfg(spec.value, vocab, CFG_SYNTAX[spec.kind])
+    if tag is not None:
+        grammar = CfgGrammar(vocab, lambda pool: structural_tag_expr(pool, tag, spec.json))
+    else:
+        grammar = compile_cfg(spec.value, vocab, CFG_SYNTAX[spec.kind])
     grammar.spec, grammar.warnings = spec, []
     return grammar
 

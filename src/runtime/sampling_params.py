@@ -245,7 +245,7 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _check_grammar_text(name: str, text: str) -> None:
+def _check_grammar_text(name: str, text: str, kind: str | None = None) -> None:
     """Parse the grammar and check its rule names (no vocabulary needed), so a bad rule is a
     ValueError naming it wherever the parameters are built. Loaded on use: `import tines`
     stays free of the grammar engine."""
@@ -254,10 +254,24 @@ def _check_grammar_text(name: str, text: str) -> None:
     from ..grammar.compiler import CFG_SYNTAX, GrammarSpec
 
     try:
-        kind = "ebnf" if name == "ebnf" else GrammarSpec.cfg(text, "auto").kind
+        kind = kind or ("ebnf" if name == "ebnf" else GrammarSpec.cfg(text, "auto").kind)
         check_names(parse_grammar(text, CFG_SYNTAX[kind]))
     except (CfgError, RecursionError) as e:
         raise ValueError(f"{name}: {e}") from None
+
+
+def _check_tag_grammar(where: str, grammar: Any) -> None:
+    """A structure's grammar body: `{"syntax": "lark" | "gbnf" | "ebnf" | "regex",
+    "definition": text}` (see `grammar/structural_tag.py`)."""
+    from ..grammar.structural_tag import GRAMMAR_SYNTAXES
+
+    _check(isinstance(grammar, dict) and grammar.get("syntax") in GRAMMAR_SYNTAXES, where,
+           f"must be an object with 'syntax' one of {', '.join(GRAMMAR_SYNTAXES)}")
+    text = grammar.get("definition")
+    _check(isinstance(text, str) and bool(text), f"{where}.definition", "must be a non-empty string")
+    if grammar["syntax"] != "regex":
+        _check_grammar_text(f"{where}.definition", text,
+                            "grammar" if grammar["syntax"] == "lark" else "ebnf")
 
 
 def _check_structural_tag(tag: Any) -> None:
@@ -268,9 +282,14 @@ def _check_structural_tag(tag: Any) -> None:
     _check(isinstance(structures, list) and bool(structures), "structural_tag.structures",
            "must be a non-empty list")
     for i, st in enumerate(structures):
+        where = f"structural_tag.structures[{i}]"
         ok = isinstance(st, dict) and isinstance(st.get("begin"), str) and \
-            isinstance(st.get("end"), str) and isinstance(st.get("schema"), (dict, bool))
-        _check(ok, f"structural_tag.structures[{i}]", "needs string begin/end and a schema object")
+            isinstance(st.get("end"), str) and ("schema" in st) != ("grammar" in st)
+        _check(ok, where, "needs string begin/end and one of a schema object or a grammar")
+        if "schema" in st:
+            _check(isinstance(st["schema"], (dict, bool)), f"{where}.schema", "must be an object")
+        else:
+            _check_tag_grammar(f"{where}.grammar", st["grammar"])
         _check(any(st["begin"].startswith(t) for t in triggers), f"structural_tag.structures[{i}].begin",
                "must start with one of the triggers")
     _check(tag.get("mode", "auto") in ("auto", "required"), "structural_tag.mode",

@@ -1,10 +1,12 @@
 """Context-free grammars over HTTP: native `grammar` (Lark, or GBNF as llama.cpp's server takes
 it) and `ebnf` (SGLang), OpenAI custom tools with a Lark or regex grammar (driven by the
-openai client, streamed and not), and vLLM's `structured_outputs`. Outputs at temperature 1.0
+openai client, streamed and not, named or among function tools), and vLLM's
+`structured_outputs`. Outputs at temperature 1.0
 from the tiny random model are parsed by the `lark` package."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import lark
@@ -106,11 +108,52 @@ def test_openai_custom_tool_regex_grammar(tiny_server, client, model):
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", resp.choices[0].message.tool_calls[0].custom.input)
 
 
-def test_custom_tool_with_auto_choice_is_a_400(tiny_server, client, model):
-    r = tiny_server.client().post("/v1/chat/completions", json={
-        "model": model, "messages": [{"role": "user", "content": "x"}],
-        "tools": [custom_tool(CALLS)], "tool_choice": "auto"})
-    assert r.status_code == 400 and "tool_choice" in r.json()["error"]["message"]
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_custom_tool_under_auto_is_answered(tiny_server, client, model, calls_parser):
+    resp = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "x"}], tools=[custom_tool(CALLS), WEATHER],
+        temperature=1.0, max_tokens=48, seed=3, n=4)  # tool_choice left out: "auto"
+    assert len(resp.choices) == 4
+    for choice in resp.choices:
+        for call in choice.message.tool_calls or []:
+            if call.type == "custom":
+                calls_parser.parse(call.custom.input)
+
+
+def test_custom_and_function_tools_required_every_call_parses(tiny_server, client, model, calls_parser):
+    resp = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "call"}], tools=[custom_tool(CALLS), WEATHER],
+        tool_choice="required", temperature=1.0, max_tokens=64, seed=11, n=6)
+    kinds = set()
+    for choice in resp.choices:
+        assert choice.message.tool_calls, choice.message.content
+        for call in choice.message.tool_calls:
+            kinds.add(call.type)
+            if call.type == "custom":
+                assert call.custom.name == "call"
+                calls_parser.parse(call.custom.input)  # held to the grammar, closed at the budget
+            else:
+                assert isinstance(json.loads(call.function.arguments)["city"], str)
+    assert "custom" in kinds
+
+
+def test_custom_call_among_tools_streams_its_decoded_input(tiny_server, client, model):
+    kw = dict(model=model, messages=[{"role": "user", "content": "call"}], temperature=1.0,
+              tools=[custom_tool(CALLS), {"type": "custom", "custom": {"name": "note"}}],
+              tool_choice="required", max_tokens=48, seed=5, parallel_tool_calls=False)
+    [whole] = client.chat.completions.create(**kw).choices[0].message.tool_calls
+    opened, pieces = [], []
+    for chunk in client.chat.completions.create(stream=True, **kw):
+        for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            custom = delta.model_extra["custom"]  # not in the client's delta model yet
+            if delta.id:
+                opened.append((delta.type, custom["name"]))
+            pieces.append(custom.get("input") or "")
+    assert opened == [("custom", whole.custom.name)]
+    assert "".join(pieces) == whole.custom.input
 
 
 def test_vllm_structured_outputs_grammar(tiny_server, client, model, calls_parser):

@@ -1,6 +1,7 @@
 """Tool calling without a server: the structural tag each tool_choice builds, the parser that
 splits output into content and calls (whole and streamed give the same), and multi-turn tool
-conversations rendered through the default model's template (Hermes fallback)."""
+conversations rendered through the default model's template (Hermes fallback); custom tools
+(text or grammar input) among function tools."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 from tines.runtime.tokenizer.chat_template import ChatTemplate
 from tines.runtime.sampling_params import SamplingParams
 from tines.runtime.server.errors import APIError
-from tines.runtime.server.protocol import ChatCompletionRequest, NamedToolChoice, Tool
+from tines.runtime.server.custom_tools import CustomInput
+from tines.runtime.server.protocol import (ChatCompletionRequest, CustomTool, NamedCustomToolChoice,
+                                           NamedToolChoice, Tool)
 from tines.runtime.server.tool_calls import messages_for_template, plan_tools
-from tines.runtime.server.tool_parser import ToolCallParser, split_tool_calls
+from tines.runtime.server.tool_parser import (CallStart, InputDelta, ToolCallParser,
+                                              split_tool_calls)
 
 MARKERS = ("<tool_call>", "</tool_call>")
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -138,3 +142,93 @@ def test_tool_conversation_round_trips_through_the_template(tokenizer_dir):
     with pytest.raises(APIError):
         messages_for_template(ChatCompletionRequest.model_validate({"model": "m", "messages": [
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}).messages)
+
+
+# ---- custom tools among the others ---------------------------------------------------------
+
+SQL = 'start: "SELECT " NAME " FROM " NAME\nNAME: /[a-z_]+/\n'
+CUSTOM = CustomTool.model_validate({"type": "custom", "custom": {"name": "run_sql", "format": {
+    "type": "grammar", "grammar": {"syntax": "lark", "definition": SQL}}}})
+FREE_TEXT = CustomTool.model_validate({"type": "custom", "custom": {"name": "note"}})
+CUSTOM_NAMES = frozenset({"run_sql", "note"})
+
+
+def custom_call_text(name: str, text: str) -> str:
+    return call_text(name, {"input": text})
+
+
+def test_auto_with_custom_tools_holds_their_input_to_the_grammar_inside_the_call():
+    plan = plan_tools([*TOOLS, CUSTOM, FREE_TEXT], "auto", MARKERS)
+    sql, note = plan.structural_tag["structures"][2:]
+    assert sql["grammar"] == {"syntax": "lark", "definition": SQL} and sql["json_string"]
+    assert sql["begin"] + "SELECT a FROM b" + sql["end"] == custom_call_text("run_sql", "SELECT a FROM b")
+    assert note["schema"] == {"type": "string"}  # free text: any JSON string
+    assert note["begin"] + '"hi"' + note["end"] == custom_call_text("note", "hi")
+    assert plan.names == NAMES and plan.custom_names == CUSTOM_NAMES and plan.input_of is None
+    SamplingParams(structural_tag=plan.grammar_tag())  # a valid constraint
+    # the template sees every custom tool as a function taking {"input": string}
+    assert plan.render_tools[2]["function"]["parameters"]["properties"] == {"input": {"type": "string"}}
+
+
+def test_naming_a_custom_tool_or_requiring_the_only_one_makes_the_whole_output_its_input():
+    named = NamedCustomToolChoice.model_validate({"type": "custom", "custom": {"name": "run_sql"}})
+    for tools, choice in [([*TOOLS, CUSTOM], named), ([CUSTOM], "required")]:
+        plan = plan_tools(tools, choice, MARKERS)
+        assert plan.structural_tag is None and not plan.parse
+        assert plan.input_of == CustomInput("run_sql", ("grammar", SQL))
+    mixed = plan_tools([TOOLS[0], CUSTOM], "required", MARKERS)  # several tools: calls
+    assert mixed.structural_tag["mode"] == "required" and mixed.input_of is None
+
+
+def test_a_grammar_format_without_a_grammar_is_a_400():
+    broken = CustomTool.model_validate({"type": "custom", "custom": {"name": "x", "format": {
+        "type": "grammar"}}})
+    with pytest.raises(APIError) as e:
+        plan_tools([*TOOLS, broken], "auto", MARKERS)
+    assert e.value.status == 400 and "format.grammar" in str(e.value)
+
+
+def test_parser_answers_custom_calls_with_their_decoded_input():
+    text = ("Running it. " + custom_call_text("run_sql", 'SELECT "a" FROM b\n😀')
+            + call_text("get_time", {}))
+    content, calls = split_tool_calls(text, MARKERS, NAMES, custom_names=CUSTOM_NAMES)
+    assert content == "Running it."
+    assert [c.type for c in calls] == ["custom", "function"]
+    assert calls[0].custom.name == "run_sql" and calls[0].custom.input == 'SELECT "a" FROM b\n😀'
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_streamed_custom_input_arrives_decoded_and_equals_whole(size):
+    # json.dumps writes é as \\u00e9 and 😀 as a surrogate pair, which the stream cuts anywhere
+    text = custom_call_text("note", 'quote " slash \\ tab \t é 😀 end')
+    assert "\\ud83d\\ude00" in text
+    parser = ToolCallParser(MARKERS, NAMES, custom_names=CUSTOM_NAMES)
+    events = []
+    for i in range(0, len(text), size):
+        events += parser.feed(text[i:i + size])
+    events += parser.finish()
+    starts = [e for e in events if isinstance(e, CallStart)]
+    pieces = [e.text for e in events if isinstance(e, InputDelta)]
+    assert [(s.name, s.type) for s in starts] == [("note", "custom")]
+    assert "".join(pieces) == 'quote " slash \\ tab \t é 😀 end'
+    assert all(p.encode("utf-8") for p in pieces)  # no piece holds half a surrogate pair
+    _, whole = split_tool_calls(text, MARKERS, NAMES, custom_names=CUSTOM_NAMES)
+    assert whole[0].custom.input == "".join(pieces)
+
+
+def test_a_custom_name_with_function_arguments_is_given_back_as_content():
+    text = call_text("run_sql", {"query": "SELECT"})  # no "input" string
+    content, calls = split_tool_calls(text, MARKERS, NAMES, custom_names=CUSTOM_NAMES)
+    assert calls == [] and content == text
+
+
+def test_custom_calls_in_the_conversation_render_as_calls_with_an_input(tokenizer_dir):
+    template = ChatTemplate.from_hf_folder(tokenizer_dir)
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": [
+        {"role": "user", "content": "Names?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "custom", "custom": {"name": "run_sql", "input": "SELECT a FROM b"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "[]"}]})
+    text = template.render(messages_for_template(req.messages),
+                           tools=plan_tools([CUSTOM], "auto", MARKERS).render_tools)
+    assert custom_call_text("run_sql", "SELECT a FROM b") in text

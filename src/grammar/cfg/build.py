@@ -5,6 +5,12 @@ existing regex machinery), solve nullable/productive rules, refuse other left re
 then build rule bodies. `%ignore`d text may stand before every terminal occurrence inside a
 rule and at the very end, so exactly one ignore slot separates two adjacent terminals
 (the scannerless reading of Lark's `%ignore`, as its Earley parser reads it).
+
+With `json_string=True` the expression spells each string of the grammar as the contents of
+a JSON string (`json.dumps(ensure_ascii=False)` without the quotes: `"`, `\\` and control
+characters escaped), as a tool call's `{"input": "..."}` carries it: every literal, character
+class and regex terminal is encoded character by character (`json_strings.py`), and since
+each character has one encoding the parse is the same.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ..errors import EmptyLanguageError, GrammarError
+from ..json_strings import encode_string, json_chars
 from ..regex import char_expr, regex_expr
 from . import analysis, ir
 from .ir import CfgError, Grammar
@@ -21,9 +28,10 @@ _REGEX_FLAGS = set("imsx")
 
 
 class _Builder:
-    def __init__(self, g: Grammar, pool: CfgPool):
+    def __init__(self, g: Grammar, pool: CfgPool, json_string: bool):
         self.g = g
         self.pool = pool
+        self.json_string = json_string
         self.terms: dict[str, int] = {}
         self.refs: dict[str, int] = {}
         self.ignore = pool.empty
@@ -31,19 +39,22 @@ class _Builder:
 
     def leaf(self, n: ir.Node) -> int:
         p = self.pool
+        chars = (lambda r: json_chars(p, r)) if self.json_string else None
         try:
             if isinstance(n, ir.Lit):
                 if n.ci:
-                    return regex_expr(p, "(?i:" + re.escape(n.text) + ")")
+                    return regex_expr(p, "(?i:" + re.escape(n.text) + ")", chars=chars)
+                if self.json_string:
+                    return p.literal(encode_string(n.text)[1:-1])
                 return p.literal(n.text.encode("utf-8"))
             if isinstance(n, ir.Chars):
-                return char_expr(p, n.ranges)
+                return chars(n.ranges) if chars else char_expr(p, n.ranges)
             bad = set(n.flags) - _REGEX_FLAGS - {"u"}
             if bad:
                 raise CfgError(f"regex flag(s) {''.join(sorted(bad))!r} are not supported",
                                self.rule)
             flags = "".join(sorted(set(n.flags) & _REGEX_FLAGS))
-            return regex_expr(p, f"(?{flags}:{n.pattern})" if flags else n.pattern)
+            return regex_expr(p, f"(?{flags}:{n.pattern})" if flags else n.pattern, chars=chars)
         except CfgError:
             raise
         except GrammarError as e:
@@ -77,12 +88,13 @@ class _Builder:
         return p.cat(self.ignore, e) if in_rule else e
 
 
-def build(g: Grammar, pool: CfgPool) -> int:
-    """The expression for the whole grammar (start rule, then optional ignored text).
-    Raises `CfgError` (a `GrammarError`) naming the rule at fault."""
+def build(g: Grammar, pool: CfgPool, json_string: bool = False) -> int:
+    """The expression for the whole grammar (start rule, then optional ignored text),
+    spelled as JSON string contents with `json_string`. Raises `CfgError` (a
+    `GrammarError`) naming the rule at fault."""
     analysis.check_names(g)
     analysis.remove_direct_left_recursion(g)
-    b = _Builder(g, pool)
+    b = _Builder(g, pool, json_string)
     for name in sorted(g.terminals):
         b.terminal(name)
     if g.ignore:

@@ -15,6 +15,7 @@ and cached per state (`index.py`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..automaton import Automaton
 from ..automaton_grammar import AutomatonGrammar
@@ -55,17 +56,15 @@ class CfgClosingIndex(ClosingIndex):
 
 
 class CfgGrammar(AutomatonGrammar):
-    """A grammar compiled for one vocabulary; shared by every sequence that uses it."""
+    """A grammar compiled for one vocabulary; shared by every sequence that uses it.
+    `build_root(pool)` builds the whole expression in a fresh `CfgPool`: one grammar's text
+    (`compile_cfg`), or a structural tag with grammar bodies (`structural_tag.py`)."""
 
-    def __init__(self, text: str, vocab: TokenVocabulary, syntax: str = "lark",
-                 start: str | None = None):
+    def __init__(self, vocab: TokenVocabulary, build_root: Callable[[CfgPool], int]):
         t0 = time.perf_counter()
-        self.text = text
-        self.syntax = syntax
         self.vocab = vocab
         self.pool = CfgPool(vocab.single_byte_mask)
-        self.ir = parse_grammar(text, syntax, start)
-        self.automaton = Automaton(self.pool, build(self.ir, self.pool))
+        self.automaton = Automaton(self.pool, build_root(self.pool))
         self.index = CfgTokenIndex(self.automaton, vocab)
         self.closing = CfgClosingIndex(self.automaton, self.index, self.pool)
         self._ready(t0)
@@ -78,4 +77,5 @@ def compile_cfg(text: str, vocab: TokenVocabulary, syntax: str = "lark",
                 start: str | None = None) -> CfgGrammar:
     """Compile grammar text for `vocab`. Raises `CfgError` (a `GrammarError`, a
     `ValueError`) naming the rule at fault."""
-    return CfgGrammar(text, vocab, syntax, start)
+    ir = parse_grammar(text, syntax, start)
+    return CfgGrammar(vocab, lambda pool: build(ir, pool))

@@ -2,7 +2,9 @@
 
 Stream shape (as OpenAI and vLLM send it): per choice a first chunk `{"role": "assistant",
 "content": ""}`; content deltas; a tool call as a first delta carrying its index, id, type,
-name and `arguments: ""`, then deltas with argument fragments as they are generated; per choice a last chunk with `finish_reason` (and the choice's logprobs); with
+name and `arguments: ""` (a custom tool's: `custom.input: ""`), then deltas with argument
+fragments (input text) as they are generated; per choice a last chunk with `finish_reason`
+(and the choice's logprobs); with
 `stream_options.include_usage` a final chunk with `choices: []` and `usage`; then `[DONE]`.
 """
 
@@ -23,14 +25,15 @@ from .guard import GuardedRoute
 from .logprobs import chat_logprobs
 from .protocol import ChatCompletionRequest
 from .protocol_out import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
-                           ChatCompletionChunk, ChatDelta, ChoiceLogprobs, FunctionCallOut,
+                           ChatCompletionChunk, ChatDelta, ChoiceLogprobs, CustomCallOut,
+                           FunctionCallOut,
                            ToolCallDelta, Usage, new_id)
 from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
 from .sse import DONE, error_event, event, sse_response
 from .state import ServerState, require_api_key, state_of
-from .custom_tools import CustomCallPlan, custom_call, first_delta, input_delta, plan_custom
+from .custom_tools import CustomInput, custom_call, first_delta, input_delta
 from .tool_calls import ToolPlan, messages_for_template, plan_tools
-from .tool_parser import ArgsDelta, CallStart, ToolCallParser, split_tool_calls
+from .tool_parser import CallStart, Event, InputDelta, ToolCallParser, split_tool_calls
 
 router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(require_api_key)])
 
@@ -41,10 +44,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     st = state_of(request)
     lora = st.check_model(body.model)
     st.limits.check_n(body.n)
-    custom = plan_custom(body.tools, body.tool_choice)
-    plan = custom.tool_plan if custom else \
-        plan_tools(body.tools, body.tool_choice, st.engine.chat_template.effective_tool_call_markers)
-    custom = custom if custom and custom.name else None  # a custom tool is to be called
+    plan = plan_tools(body.tools, body.tool_choice, st.engine.chat_template.effective_tool_call_markers)
+    custom = plan.input_of  # the whole completion is this custom tool's input
     ids = await asyncio.to_thread(lambda: st.dispatcher.encode(*_prompt(st, body, plan)))
     max_tokens, field = requested_max_tokens(body)
     params = st.dispatcher.fit(build_params(body, max_tokens, plan.grammar_tag(),
@@ -115,20 +116,21 @@ def _finish_reason(c: EngineCompletion, num_calls: int) -> str:
 
 
 def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan,
-            custom: CustomCallPlan | None = None) -> ChatChoice:
+            custom: CustomInput | None = None) -> ChatChoice:
     content, calls = c.text, []
     if custom:
         content, calls = None, [custom_call(custom, c.text)]
     elif plan.parse:
         content, calls = split_tool_calls(c.text, plan.markers, plan.names,
-                                          None if body.parallel_tool_calls else 1)
+                                          None if body.parallel_tool_calls else 1,
+                                          plan.custom_names)
     msg = AssistantMessage(content=content, tool_calls=calls or None)
     return ChatChoice(index=c.index, message=msg, finish_reason=_finish_reason(c, len(calls)),
                       logprobs=chat_logprobs(c.logprobs) if body.logprobs else None)
 
 
 async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
-                  plan: ToolPlan, custom: CustomCallPlan | None = None) -> AsyncIterator[str]:
+                  plan: ToolPlan, custom: CustomInput | None = None) -> AsyncIterator[str]:
     created = int(time.time())
 
     def chunk(index: int, delta: ChatDelta, finish: str | None = None,
@@ -136,7 +138,7 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
         choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
         return event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice]))
 
-    def pieces(index: int, events: list[str | CallStart | ArgsDelta]) -> list[str]:
+    def pieces(index: int, events: list[Event]) -> list[str]:
         out = []
         if custom:  # the whole completion is the call's input
             num_calls[index] = 1
@@ -146,16 +148,20 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
                 out.append(chunk(index, ChatDelta(content=ev)))
                 continue
             if isinstance(ev, CallStart):
-                call = ToolCallDelta(index=ev.index, id=ev.id, type="function",
-                                     function=FunctionCallOut(name=ev.name, arguments=""))
+                call = ToolCallDelta(index=ev.index, id=ev.id, type=ev.type, **(
+                    {"custom": CustomCallOut(name=ev.name, input="")} if ev.type == "custom"
+                    else {"function": FunctionCallOut(name=ev.name, arguments="")}))
                 num_calls[index] += 1
+            elif isinstance(ev, InputDelta):
+                call = input_delta(ev.text, ev.index)
             else:
                 call = ToolCallDelta(index=ev.index, function=FunctionCallOut(arguments=ev.text))
             out.append(chunk(index, ChatDelta(tool_calls=[call])))
         return out
 
     max_calls = None if body.parallel_tool_calls else 1
-    parsers = [ToolCallParser(plan.markers, plan.names, max_calls) for _ in range(body.n)] \
+    parsers = [ToolCallParser(plan.markers, plan.names, max_calls, plan.custom_names)
+               for _ in range(body.n)] \
         if plan.parse else None
     num_calls = [0] * body.n
     try:

@@ -88,6 +88,20 @@ class ToolCall(BaseModel):
     function: ToolCallFunction
 
 
+class CustomToolCallInput(BaseModel):
+    name: str
+    input: str = ""
+
+
+class CustomToolCall(BaseModel):
+    """A custom tool's call in the conversation (as the assistant's answer carried it)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str | None = None
+    type: Literal["custom"]
+    custom: CustomToolCallInput
+
+
 # --- messages ------------------------------------------------------------------------------
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -103,7 +117,7 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ToolCall | CustomToolCall] | None = None
     tool_call_id: str | None = None
     reasoning_content: str | None = None
 

@@ -14,6 +14,8 @@ Hermes-style fallback for templates without tools):
 - `auto`: decoding is free until the model writes the opening marker; from there the call is
   held to the tools' schemas, then decoding is free again ("auto" mode).
 
+Custom tools (`custom_tools.py`) take part the same way, their input held to their grammar;
+a choice of one custom tool makes the whole completion its input instead (`input_of`).
 Parsing the calls back out of the text is `tool_parser.ToolCallParser`.
 """
 
@@ -23,8 +25,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import custom_tools
+from .custom_tools import CustomInput
 from .errors import APIError
-from .protocol import NamedToolChoice, Tool, ToolChoice
+from .protocol import CustomTool, NamedCustomToolChoice, NamedToolChoice, Tool, ToolChoice
 from .schema_closing import close_schema
 
 EMPTY_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
@@ -33,7 +37,9 @@ EMPTY_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": F
 @dataclass(frozen=True, slots=True)
 class ToolPlan:
     """`render_tools` go to the chat template; `structural_tag` into SamplingParams; when
-    `parse` is set the output is split into content and calls to the tools in `names`."""
+    `parse` is set the output is split into content and calls to the functions in `names`
+    and the custom tools in `custom_names`; `input_of`: the whole output is that custom
+    tool's input."""
 
     render_tools: list[dict[str, Any]] | None = None
     structural_tag: dict[str, Any] | None = None
@@ -42,6 +48,8 @@ class ToolPlan:
     names: frozenset[str] = frozenset()
     choice: str = "none"
     strict: tuple[bool, ...] = ()  # per structure: its tool's `function.strict`
+    custom_names: frozenset[str] = frozenset()
+    input_of: CustomInput | None = None
 
     def grammar_tag(self) -> dict[str, Any] | None:
         """The structural tag the grammar enforces: each tool's schema with its objects
@@ -49,8 +57,8 @@ class ToolPlan:
         if self.structural_tag is None:
             return None
         strict = list(self.strict) + [False] * len(self.structural_tag["structures"])
-        structures = [{**st, "schema": close_schema(st["schema"], strict[i])}
-                      for i, st in enumerate(self.structural_tag["structures"])]
+        structures = [{**st, "schema": close_schema(st["schema"], strict[i])} if "schema" in st
+                      else st for i, st in enumerate(self.structural_tag["structures"])]
         return {**self.structural_tag, "structures": structures}
 
 
@@ -64,46 +72,66 @@ def call_structure(tool: Tool, markers: tuple[str, str]) -> dict[str, Any]:
             "end": f"}}\n{closing}"}
 
 
-def plan_tools(tools: list[Tool] | None, tool_choice: ToolChoice | None,
+def plan_tools(tools: list[Tool | CustomTool] | None, tool_choice: ToolChoice | None,
                markers: tuple[str, str] | None) -> ToolPlan:
     """Raises APIError 400 for a tool_choice that cannot be honoured."""
     if not tools:
+        if isinstance(tool_choice, NamedCustomToolChoice):
+            raise APIError(400, "tool_choice.custom.name: no custom tools were given",
+                           "tool_choice.custom.name")
         if tool_choice == "required" or isinstance(tool_choice, NamedToolChoice):
             raise APIError(400, "tool_choice: needs a non-empty `tools` list", "tool_choice")
         return ToolPlan()
-    names = [t.function.name for t in tools]
+    names = [_name(t) for t in tools]
     if len(set(names)) != len(names):
-        raise APIError(400, "tools: function names must be unique", "tools")
+        raise APIError(400, "tools: tool names must be unique", "tools")
+    custom_tools.check_formats(tools)
     choice = tool_choice or "auto"
-    rendered = [t.model_dump(exclude_none=True) for t in tools]
+    rendered = [custom_tools.rendered(t) for t in tools]
     if choice == "none":
         return ToolPlan(render_tools=rendered, choice="none")
+    whole = custom_tools.whole_input_tool(tools, choice)
+    if whole is not None:
+        return ToolPlan(render_tools=rendered, choice="named", input_of=whole)
     selected = tools
     if isinstance(choice, NamedToolChoice):
-        selected = [t for t in tools if t.function.name == choice.function.name]
+        selected = [t for t in tools if not isinstance(t, CustomTool)
+                    and t.function.name == choice.function.name]
         if not selected:
             raise APIError(400, f"tool_choice.function.name: {choice.function.name!r} is not "
-                           f"one of the tools ({', '.join(names)})", "tool_choice.function.name")
+                           f"one of the functions ({', '.join(_function_names(tools))})", "tool_choice.function.name")
     if markers is None:
         raise APIError(400, "tools: this model's chat template writes tool calls in a format "
                        "this server cannot parse", "tools")
-    for t in selected:
+    functions = [t for t in selected if not isinstance(t, CustomTool)]
+    for t in functions:
         params = t.function.parameters
         if params is not None and params.get("type", "object") != "object":
             raise APIError(400, f"tools: parameters of {t.function.name!r} must be a JSON "
                            "schema of type 'object'", "tools")
     mode = "auto" if choice == "auto" else "required"
-    tag = {"triggers": [markers[0]], "structures": [call_structure(t, markers) for t in selected],
-           "mode": mode}
-    return ToolPlan(rendered, tag, True, markers, frozenset(t.function.name for t in selected),
+    structures = [custom_tools.call_structure(t, markers) if isinstance(t, CustomTool)
+                  else call_structure(t, markers) for t in selected]
+    tag = {"triggers": [markers[0]], "structures": structures, "mode": mode}
+    return ToolPlan(rendered, tag, True, markers, frozenset(t.function.name for t in functions),
                     "named" if isinstance(choice, NamedToolChoice) else choice,
-                    tuple(bool(t.function.strict) for t in selected))
+                    tuple(False if isinstance(t, CustomTool) else bool(t.function.strict)
+                          for t in selected),
+                    frozenset(_name(t) for t in selected if isinstance(t, CustomTool)))
+
+
+def _name(tool: Tool | CustomTool) -> str:
+    return tool.custom.name if isinstance(tool, CustomTool) else tool.function.name
+
+
+def _function_names(tools: list[Tool | CustomTool]) -> list[str]:
+    return [t.function.name for t in tools if not isinstance(t, CustomTool)]
 
 
 def messages_for_template(messages: list[Any]) -> list[dict[str, Any]]:
     """Request messages as the plain dicts the chat template reads: `developer` becomes
     `system`, text parts are joined, a call's arguments stay a JSON string (the template
-    or its fallback parses them)."""
+    or its fallback parses them), a custom tool's call is a call with `{"input": ...}`."""
     out = []
     for i, m in enumerate(messages):
         msg = m.model_dump(exclude_none=True)
@@ -118,6 +146,10 @@ def messages_for_template(messages: list[Any]) -> list[dict[str, Any]]:
                                    f"messages[{i}].content[{j}]")
             msg["content"] = "".join(p["text"] for p in content)
         for call in msg.get("tool_calls") or []:
+            if call.get("type") == "custom":  # as `custom_tools.rendered` shows the tool
+                c = call.pop("custom")
+                call.update(type="function", function={"name": c["name"], "arguments": {
+                    "input": c.get("input", "")}})
             args = call["function"].get("arguments")
             if isinstance(args, dict):
                 call["function"]["arguments"] = json.dumps(args, ensure_ascii=False)

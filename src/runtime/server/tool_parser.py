@@ -10,6 +10,10 @@ back as content, never dropped. A call cut by the end of the output after its ar
 stays a call (its arguments as far as they got). Whitespace just before a call is not
 reported (so an answer made only of calls has `content: null`); whole and streamed parsing
 give the same content and calls.
+
+A call of a custom tool (`custom_names`, see `custom_tools.py`) has arguments `{"input": "..."}`:
+it is answered as a custom call, its input given out decoded as it arrives (`InputDelta`;
+an escape is held until it is whole).
 """
 
 from __future__ import annotations
@@ -19,17 +23,23 @@ import re
 import uuid
 from typing import Any, NamedTuple
 
-from .protocol_out import FunctionCallOut, ToolCallOut
+from .protocol_out import CustomCallOut, CustomToolCallOut, FunctionCallOut, ToolCallOut
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"(?:arguments|parameters)"\s*:\s*(?=\{)')
+_INPUT_HEAD = re.compile(r'\{\s*"input"\s*:\s*"')
+# one whole unit of a JSON string's contents: plain text, a surrogate pair, an escape
+_STRING_UNIT = re.compile(r'[^"\\]+|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[0-9a-fA-F]{4}'
+                          r'|\\u[0-9a-fA-F]{4}|\\[^u]')
 
 
 class CallStart(NamedTuple):
-    """A call begins: its position among the calls, id and name (arguments follow)."""
+    """A call begins: its position among the calls, id, name and type ("function": its
+    arguments follow as `ArgsDelta`s; "custom": its input as `InputDelta`s)."""
 
     index: int
     id: str
     name: str
+    type: str = "function"
 
 
 class ArgsDelta(NamedTuple):
@@ -39,7 +49,14 @@ class ArgsDelta(NamedTuple):
     text: str
 
 
-Event = str | CallStart | ArgsDelta  # a piece of content, or part of a call
+class InputDelta(NamedTuple):
+    """The next piece of custom call `index`'s input (decoded text)."""
+
+    index: int
+    text: str
+
+
+Event = str | CallStart | ArgsDelta | InputDelta  # a piece of content, or part of a call
 
 
 def new_call_id() -> str:
@@ -47,14 +64,16 @@ def new_call_id() -> str:
 
 
 class ToolCallParser:
-    def __init__(self, markers: tuple[str, str], names: frozenset[str], max_calls: int | None = None):
+    def __init__(self, markers: tuple[str, str], names: frozenset[str], max_calls: int | None = None,
+                 custom_names: frozenset[str] = frozenset()):
+        """`names`: the functions that may be called (both sets empty: any name)."""
         self.opening, self.closing = markers
-        self.names, self.max_calls = names, max_calls
-        self.calls: list[ToolCallOut] = []
+        self.names, self.custom_names, self.max_calls = names, custom_names, max_calls
+        self.calls: list[ToolCallOut | CustomToolCallOut] = []
         self._buf = ""
         self._in_call = False
         self._pending_space = ""
-        self._live: _LiveCall | None = None  # the call whose arguments are being given out
+        self._live: _LiveCall | _LiveInput | None = None  # the call being given out
 
     def feed(self, text: str) -> list[Event]:
         self._buf += text
@@ -109,6 +128,9 @@ class ToolCallParser:
     def _room(self) -> bool:
         return self.max_calls is None or len(self.calls) < self.max_calls
 
+    def _known(self, name: str) -> bool:
+        return name in self.names or name in self.custom_names or not (self.names or self.custom_names)
+
     def _block(self, raw: str, body: str, events: list[Event]) -> None:
         call = self._parse(body)
         if call is None:
@@ -117,36 +139,59 @@ class ToolCallParser:
         self._pending_space = ""
         if self._room():
             self.calls.append(call)
-            events += [CallStart(len(self.calls) - 1, call.id, call.function.name),
-                       ArgsDelta(len(self.calls) - 1, call.function.arguments)]
+            i = len(self.calls) - 1
+            if isinstance(call, CustomToolCallOut):
+                events += [CallStart(i, call.id, call.custom.name, "custom"),
+                           InputDelta(i, call.custom.input)]
+            else:
+                events += [CallStart(i, call.id, call.function.name),
+                           ArgsDelta(i, call.function.arguments)]
 
     def _try_start(self, events: list[Event]) -> None:
-        """Announce the call once its name and the start of its arguments object are in."""
+        """Announce the call once its name and the start of its arguments object are in
+        (for a custom tool: the start of its input string)."""
         m = _HEAD.match(self._buf, len(self.opening))
         if m is None:
             return
         name = json.loads(m.group(1))
-        if self.names and name not in self.names:
+        if not self._known(name):
             return  # held to the closing marker, then given back as content
+        if name in self.custom_names:
+            mi = _INPUT_HEAD.match(self._buf, m.end())
+            if mi is None:
+                return  # not (yet) `{"input": "`: parsed whole at the closing marker
+            live: _LiveCall | _LiveInput = _LiveInput(None, mi.end())
+            call: ToolCallOut | CustomToolCallOut = CustomToolCallOut(
+                id=new_call_id(), custom=CustomCallOut(name=name, input=""))
+        else:
+            live = _LiveCall(None, m.end())
+            call = ToolCallOut(id=new_call_id(), function=FunctionCallOut(name=name, arguments=""))
         self._pending_space = ""
-        self._live = _LiveCall(None, m.end())
+        self._live = live
         if self._room():
-            self.calls.append(ToolCallOut(id=new_call_id(), function=FunctionCallOut(name=name, arguments="")))
-            self._live.index = len(self.calls) - 1
-            events.append(CallStart(self._live.index, self.calls[-1].id, name))
+            self.calls.append(call)
+            live.index = len(self.calls) - 1
+            events.append(CallStart(live.index, call.id, name,
+                                    "custom" if isinstance(live, _LiveInput) else "function"))
 
     def _live_args(self, events: list[Event]) -> None:
         live = self._live
         piece = live.scan(self._buf)
-        if piece and live.index is not None:
-            self.calls[live.index].function.arguments += piece
+        if not piece or live.index is None:
+            return
+        call = self.calls[live.index]
+        if isinstance(call, CustomToolCallOut):
+            call.custom.input += piece
+            events.append(InputDelta(live.index, piece))
+        else:
+            call.function.arguments += piece
             events.append(ArgsDelta(live.index, piece))
 
     def _end_live(self) -> None:
-        """The live call ended (closing marker, or the output ended): its arguments in the
-        canonical form whole outputs get, when they parse."""
+        """The live call ended (closing marker, or the output ended): a function's arguments
+        in the canonical form whole outputs get, when they parse."""
         live, self._live = self._live, None
-        if live.index is None:
+        if live.index is None or isinstance(live, _LiveInput):
             return
         fn = self.calls[live.index].function
         try:
@@ -155,7 +200,7 @@ class ToolCallParser:
             return  # cut: keep the arguments as far as they got
         fn.arguments = json.dumps(args, ensure_ascii=False)
 
-    def _parse(self, body: str) -> ToolCallOut | None:
+    def _parse(self, body: str) -> ToolCallOut | CustomToolCallOut | None:
         try:
             data: Any = json.loads(body.strip())
         except json.JSONDecodeError:
@@ -168,8 +213,13 @@ class ToolCallParser:
                 args = json.loads(args)
             except json.JSONDecodeError:
                 return None
-        if not isinstance(args, dict) or (self.names and data["name"] not in self.names):
+        if not isinstance(args, dict) or not self._known(data["name"]):
             return None
+        if data["name"] in self.custom_names:
+            if not isinstance(args.get("input"), str):
+                return None
+            return CustomToolCallOut(id=new_call_id(), custom=CustomCallOut(
+                name=data["name"], input=args["input"]))
         return ToolCallOut(id=new_call_id(), function=FunctionCallOut(
             name=data["name"], arguments=json.dumps(args, ensure_ascii=False)))
 
@@ -207,10 +257,44 @@ class _LiveCall:
         return buf[start:self.pos]
 
 
+class _LiveInput:
+    """Decodes a custom call's input (a JSON string's contents) as it arrives, up to its
+    closing quote; an escape (or a surrogate pair's first half) waits until it is whole."""
+
+    __slots__ = ("index", "pos", "done")
+
+    def __init__(self, index: int | None, pos: int):
+        self.index, self.pos, self.done = index, pos, False
+
+    def scan(self, buf: str) -> str:
+        out = []
+        while not self.done and self.pos < len(buf):
+            if buf[self.pos] == '"':
+                self.pos, self.done = self.pos + 1, True
+                break
+            m = _STRING_UNIT.match(buf, self.pos)
+            if m is None:
+                break  # an escape cut short
+            unit = m.group()
+            if unit[:2] == "\\u" and len(unit) == 6 and 0xD800 <= int(unit[2:], 16) < 0xDC00 \
+                    and m.end() + 6 > len(buf):
+                break  # a high surrogate whose pair may still come
+            self.pos = m.end()
+            if unit[0] != "\\":
+                out.append(unit)
+                continue
+            try:
+                out.append(json.loads(f'"{unit}"'))
+            except json.JSONDecodeError:
+                out.append(unit)  # not an escape JSON knows: kept as written
+        return "".join(out)
+
+
 def split_tool_calls(text: str, markers: tuple[str, str], names: frozenset[str],
-                     max_calls: int | None = None) -> tuple[str | None, list[ToolCallOut]]:
+                     max_calls: int | None = None, custom_names: frozenset[str] = frozenset()
+                     ) -> tuple[str | None, list[ToolCallOut | CustomToolCallOut]]:
     """(content or None when there is none, calls) of a whole output."""
-    parser = ToolCallParser(markers, names, max_calls)
+    parser = ToolCallParser(markers, names, max_calls, custom_names)
     events = parser.feed(text) + parser.finish()
     if not parser.calls:
         return text, []
