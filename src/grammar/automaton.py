@@ -108,7 +108,11 @@ class Automaton:
 
     def live_many(self, sids: np.ndarray) -> np.ndarray:
         """bool [len(sids)]: `is_live` of each state, deciding the ones not yet known."""
-        for s in np.unique(sids[self.live[sids] < 0]).tolist():
+        known = self.live[sids]
+        unknown = known < 0
+        if not unknown.any():
+            return known == 1
+        for s in np.unique(sids[unknown]).tolist():
             self.is_live(s)
         return self.live[sids] == 1
 

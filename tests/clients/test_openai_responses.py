@@ -104,3 +104,58 @@ def test_previous_response_id_is_refused(client, model_name):
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model=model_name, input="Hi", previous_response_id="resp_1")
     assert e.value.body["param"] == "previous_response_id"
+
+
+CALLS = 'start: NAME "(" (NAME ("," NAME)*)? ")"\nNAME: /[a-z]{1,8}/\n'
+CALL_TOOL = {"type": "custom", "name": "call", "description": "a function call",
+            "format": {"type": "grammar", "syntax": "lark", "definition": CALLS}}
+
+
+@pytest.fixture(scope="module")
+def calls_parser():
+    import lark
+
+    return lark.Lark(CALLS)
+
+
+def test_custom_tool_named_gives_a_custom_tool_call_item(client, model_name, calls_parser):
+    r = client.responses.create(model=model_name, input="Call something.", tools=[CALL_TOOL, WEATHER],
+                                tool_choice={"type": "custom", "name": "call"},
+                                max_output_tokens=40, temperature=1.0, extra_body={"seed": 3})
+    [call] = r.output
+    assert call.type == "custom_tool_call" and call.name == "call" and call.call_id.startswith("call_")
+    calls_parser.parse(call.input)
+
+
+def test_custom_and_function_tools_required(client, model_name, calls_parser):
+    r = client.responses.create(model=model_name, input="Do it.", tools=[CALL_TOOL, WEATHER],
+                                tool_choice="required", max_output_tokens=64, temperature=1.0, extra_body={"seed": 8})
+    assert r.output and {o.type for o in r.output} <= {"custom_tool_call", "function_call"}
+    for item in r.output:
+        if item.type == "custom_tool_call":
+            calls_parser.parse(item.input)
+
+
+def test_custom_tool_call_streams_input_deltas(client, model_name):
+    kw = dict(model=model_name, input="Call something.", tools=[CALL_TOOL],
+              tool_choice={"type": "custom", "name": "call"}, max_output_tokens=40, temperature=1.0, extra_body={"seed": 4})
+    whole = client.responses.create(**kw).output[0].input
+    events = list(client.responses.create(stream=True, **kw))
+    [added] = [e for e in events if e.type == "response.output_item.added"]
+    assert added.item.type == "custom_tool_call" and added.item.name == "call"
+    deltas = [e.delta for e in events if e.type == "response.custom_tool_call_input.delta"]
+    [done] = [e for e in events if e.type == "response.custom_tool_call_input.done"]
+    assert "".join(deltas) == done.input == whole == events[-1].response.output[0].input
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_custom_tool_result_round_trip(client, model_name):
+    first = client.responses.create(model=model_name, input="Call something.", tools=[CALL_TOOL],
+                                    tool_choice={"type": "custom", "name": "call"},
+                                    max_output_tokens=40, temperature=0)
+    call = first.output[0]
+    follow = [{"role": "user", "content": "Call something."}, call.model_dump(exclude_none=True),
+              {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "ok"}]
+    r = client.responses.create(model=model_name, input=follow, tools=[CALL_TOOL], tool_choice="none",
+                                max_output_tokens=5, temperature=0)
+    assert r.output_text and r.usage.input_tokens > first.usage.input_tokens

@@ -25,7 +25,8 @@ from typing import Any
 
 from .errors import APIError
 from .protocol import CustomTool, NamedCustomToolChoice, ToolChoice
-from .protocol_out import CustomCallOut, CustomToolCallOut, ToolCallDelta, new_id
+from .protocol_out import CustomCallOut, CustomToolCallOut, ToolCallDelta
+from .tool_parser import new_call_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +92,12 @@ def call_structure(tool: CustomTool, markers: tuple[str, str]) -> dict[str, Any]
 
 def custom_call(tool: CustomInput, text: str) -> CustomToolCallOut:
     """The whole completion as the chosen tool's call."""
-    return CustomToolCallOut(id=new_id("call"), custom=CustomCallOut(name=tool.name, input=text))
+    return CustomToolCallOut(id=new_call_id(), custom=CustomCallOut(name=tool.name, input=text))
 
 
 def first_delta(tool: CustomInput) -> ToolCallDelta:
     """The stream's opening of the call: its id, type and name, with empty input."""
-    return ToolCallDelta(index=0, id=new_id("call"), type="custom",
+    return ToolCallDelta(index=0, id=new_call_id(), type="custom",
                          custom=CustomCallOut(name=tool.name, input=""))
 
 

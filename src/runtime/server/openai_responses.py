@@ -2,13 +2,15 @@
 
 The request is translated into a chat request (`responses_protocol`), the chat route runs it,
 and its answer is translated back: content becomes a `message` output item with one
-`output_text` part, each tool call a `function_call` item. A completion cut by the budget is
+`output_text` part, each tool call a `function_call` item (a custom tool's call a
+`custom_tool_call` item with its `input`). A completion cut by the budget is
 `status: "incomplete"` with `incomplete_details.reason: "max_output_tokens"`.
 
 Stream: `response.created`, `response.in_progress`; per item `response.output_item.added`,
 then for a message `response.content_part.added`, `response.output_text.delta`...,
 `response.output_text.done`, `response.content_part.done`, for a call
-`response.function_call_arguments.delta`..., `response.function_call_arguments.done`; then
+`response.function_call_arguments.delta`..., `response.function_call_arguments.done` (for a
+custom call `response.custom_tool_call_input.delta`..., `...input.done`); then
 `response.output_item.done`; and last `response.completed` (or `response.incomplete`) with
 the whole response. Each event is sent as `event: <type>` plus its JSON `data`.
 """
@@ -85,8 +87,12 @@ class _Shell:
         if msg.get("content"):
             output.append(_message_item(f"msg_{uuid.uuid4().hex}", msg["content"], "completed"))
         for call in msg.get("tool_calls") or []:
-            output.append(_call_item(call["id"], call["function"]["name"],
-                                     call["function"]["arguments"], "completed"))
+            if call["type"] == "custom":
+                output.append(_custom_call_item(call["id"], call["custom"]["name"],
+                                                call["custom"]["input"]))
+            else:
+                output.append(_call_item(call["id"], call["function"]["name"],
+                                         call["function"]["arguments"], "completed"))
         status = "incomplete" if choice["finish_reason"] == "length" else "completed"
         return self.response(status, output, _usage(chat.get("usage")))
 
@@ -99,6 +105,11 @@ def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
 def _call_item(call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
     return {"type": "function_call", "id": f"fc_{call_id.removeprefix('call_')}", "call_id": call_id,
             "name": name, "arguments": arguments, "status": status}
+
+
+def _custom_call_item(call_id: str, name: str, text: str) -> dict[str, Any]:
+    return {"type": "custom_tool_call", "id": f"ctc_{call_id.removeprefix('call_')}",
+            "call_id": call_id, "name": name, "input": text}
 
 
 def _usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -140,6 +151,11 @@ class _Events:
         if item is None:
             return []
         index, out = self.items.index(item), []
+        if item["type"] == "custom_tool_call":
+            out.append(self.send("response.custom_tool_call_input.done", item_id=item["id"],
+                                 output_index=index, input=item["input"]))
+            out.append(self.send("response.output_item.done", output_index=index, item=item))
+            return out
         item["status"] = "completed"
         if item["type"] == "message":
             part = item["content"][0]
@@ -163,13 +179,19 @@ class _Events:
 
     def call(self, delta: dict[str, Any]) -> list[str]:
         fn = delta.get("function") or {}
+        custom = delta.get("custom")
         out: list[str] = []
         if delta.get("id"):
-            item = _call_item(delta["id"], fn.get("name") or "", "", "in_progress")
+            item = _custom_call_item(delta["id"], custom.get("name") or "", "") if custom else \
+                _call_item(delta["id"], fn.get("name") or "", "", "in_progress")
             self.calls[delta["index"]] = item
             out += self.start(item)
         item = self.calls.get(delta["index"])
-        if item is not None and fn.get("arguments"):
+        if item is not None and custom and custom.get("input"):
+            item["input"] += custom["input"]
+            out.append(self.send("response.custom_tool_call_input.delta", item_id=item["id"],
+                                 output_index=self.items.index(item), delta=custom["input"]))
+        elif item is not None and fn.get("arguments"):
             item["arguments"] += fn["arguments"]
             out.append(self.send("response.function_call_arguments.delta", item_id=item["id"],
                                  output_index=self.items.index(item), delta=fn["arguments"]))

@@ -2,9 +2,10 @@
 a chat-completions request, which the chat route runs.
 
 Supported: `input` as a string or a list of items (messages with text content,
-`function_call` and `function_call_output` items), `instructions` (a leading system message),
-`max_output_tokens`, `temperature`, `top_p`, `stream`, `text.format` (text, json_object,
-json_schema with `strict`), function `tools`, `tool_choice`, `parallel_tool_calls`, plus the
+`function_call` / `custom_tool_call` items and their `..._output` items), `instructions` (a
+leading system message), `max_output_tokens`, `temperature`, `top_p`, `stream`, `text.format`
+(text, json_object, json_schema with `strict`), function and custom `tools` (a custom tool's
+input free text or held to a Lark or regex grammar), `tool_choice`, `parallel_tool_calls`, plus the
 chat extensions tines takes (`top_k`, `seed`, `logit_bias`, ...). Unknown fields are 400s;
 `previous_response_id` and built-in tools are refused (nothing is stored). `text.format`
 is dropped when `tool_choice` forces a call (there is no text output then); with
@@ -33,6 +34,34 @@ class FunctionTool(_Strict):
     strict: bool | None = None
 
 
+class CustomTextFormat(_Strict):
+    type: Literal["text"]
+
+
+class CustomGrammarFormat(_Strict):
+    type: Literal["grammar"]
+    syntax: Literal["lark", "regex"]
+    definition: str = Field(min_length=1)
+
+
+class CustomTool(_Strict):
+    """A tool whose input is text (the Responses API's flat shape of a custom tool)."""
+
+    type: Literal["custom"]
+    name: str
+    description: str | None = None
+    format: CustomTextFormat | CustomGrammarFormat = Field(
+        default_factory=lambda: CustomTextFormat(type="text"))
+
+    def for_chat(self) -> dict[str, Any]:
+        fmt: dict[str, Any] = {"type": "text"}
+        if isinstance(self.format, CustomGrammarFormat):
+            fmt = {"type": "grammar", "grammar": {"syntax": self.format.syntax,
+                                                  "definition": self.format.definition}}
+        return {"type": "custom", "custom": {"name": self.name, "description": self.description,
+                                             "format": fmt}}
+
+
 class TextFormat(_Strict):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str = "response"
@@ -55,7 +84,7 @@ class ResponsesRequest(_Strict):
     top_p: float | None = None
     stream: bool = False
     text: TextConfig | None = None
-    tools: list[FunctionTool] | None = None
+    tools: list[FunctionTool | CustomTool] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
@@ -90,8 +119,8 @@ def _text_of(content: Any, where: str) -> str:
 
 
 def input_messages(body: ResponsesRequest) -> list[dict[str, Any]]:
-    """The chat messages `instructions` and `input` stand for; consecutive function_call
-    items become one assistant message with several tool calls."""
+    """The chat messages `instructions` and `input` stand for; consecutive call items
+    become one assistant message with several tool calls."""
     messages: list[dict[str, Any]] = []
     if body.instructions:
         messages.append({"role": "system", "content": body.instructions})
@@ -105,15 +134,18 @@ def input_messages(body: ResponsesRequest) -> list[dict[str, Any]]:
                 raise APIError(400, f"input[{i}].role: must be user, system, developer or assistant",
                                f"input[{i}].role")
             messages.append({"role": role, "content": _text_of(item.get("content"), f"input[{i}].content")})
-        elif kind == "function_call":
+        elif kind in ("function_call", "custom_tool_call"):
             call = {"id": item.get("call_id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments", "{}")}}
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments", "{}")}} \
+                if kind == "function_call" else {"id": item.get("call_id"), "type": "custom",
+                                                 "custom": {"name": item.get("name"),
+                                                            "input": item.get("input", "")}}
             last = messages[-1] if messages else None
             if last and last["role"] == "assistant" and last.get("tool_calls") and not last.get("content"):
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             messages.append({"role": "tool", "tool_call_id": item.get("call_id"),
                              "content": output if isinstance(output, str) else json.dumps(output)})
@@ -145,14 +177,16 @@ def chat_request(body: ResponsesRequest, model: str) -> dict[str, Any]:
         chat["response_format"] = {"type": "json_schema", "json_schema": {
             "name": fmt.name, "schema": fmt.schema_, "strict": fmt.strict}}
     if body.tools:
-        chat["tools"] = [{"type": "function", "function": t.model_dump(exclude={"type"}, exclude_none=True)}
+        chat["tools"] = [t.for_chat() if isinstance(t, CustomTool) else
+                         {"type": "function", "function": t.model_dump(exclude={"type"}, exclude_none=True)}
                          for t in body.tools]
     choice = body.tool_choice
     if isinstance(choice, dict):
-        if choice.get("type") != "function" or not isinstance(choice.get("name"), str):
-            raise APIError(400, "tool_choice: give none, auto, required or "
-                           '{"type": "function", "name": ...}', "tool_choice")
-        choice = {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("type") not in ("function", "custom") or not isinstance(choice.get("name"), str):
+            raise APIError(400, "tool_choice: give none, auto, required, "
+                           '{"type": "function", "name": ...} or {"type": "custom", "name": ...}',
+                           "tool_choice")
+        choice = {"type": choice["type"], choice["type"]: {"name": choice["name"]}}
     if choice is not None:
         chat["tool_choice"] = choice
     return chat
