@@ -106,6 +106,15 @@ class Automaton:
             nxt = self.table.ravel()[flat]
         return nxt
 
+    def loop_bytes(self, sids: np.ndarray) -> np.ndarray:
+        """uint64 [len(sids), 4]: per state, the 256-bit set of bytes on which it steps to
+        itself (bit b of word b // 64), rows computed where missing."""
+        missing = self.table[sids, 0] < 0
+        if missing.any():
+            self.ensure_rows(np.unique(sids[missing]))
+        same = self.table[sids] == sids[:, None]
+        return np.packbits(same, axis=1, bitorder="little").view("<u8")
+
     def live_many(self, sids: np.ndarray) -> np.ndarray:
         """bool [len(sids)]: `is_live` of each state, deciding the ones not yet known."""
         known = self.live[sids]

@@ -10,6 +10,7 @@ import numpy as np
 from tines.grammar import TokenVocabulary
 from tines.grammar.cfg import compile_cfg
 from tines.grammar.cfg.examples import BENCH, GBNF
+from tines.grammar.cfg.trie import VocabTrie
 from tines.grammar.token_index import TokenIndex
 
 TOKENS = [b"[", b"]", b",", b"1", b"[[", b"]]", b"],", b" ", b"1,", b"x"]
@@ -86,3 +87,29 @@ def test_trie_and_cut_masks_equal_the_plain_walk_on_the_real_vocabulary(real_voc
                 break
             short = [t for t in allowed if len(real_vocab.token_bytes[t]) <= 2]  # go deeper
             assert m.accept_token(rng.choice(short or allowed))
+
+
+def test_trie_subtree_runs_hold_each_nodes_descendant_tokens_and_bytes():
+    words = [b"a", b"ab", b"abc", b"abd", b"b", b"ba", b"x,", b"ab", b"c"]  # b"ab" twice
+    vocab = TokenVocabulary(words + [None], eos_token_ids=[len(words)])
+    trie = VocabTrie(vocab)
+    for d in range(1, trie.max_len + 1):
+        for i in range(len(trie.byte_l[d])):
+            prefix = trie.prefix(d, i)
+            below = [t for t, w in enumerate(words) if w.startswith(prefix) and len(w) > d]
+            run = trie.sorted_ids[trie.desc_lo[d][i]:trie.sub_hi[d][i]].tolist()
+            assert sorted(run) == below, prefix
+            bytes_below = {b for w in words if w.startswith(prefix) for b in w[d:]}
+            assert trie.sub_bytes_l[d][i] == sum(1 << b for b in bytes_below), prefix
+
+
+def test_identifier_subtrees_decided_whole_stay_exact():
+    words = [b"a", b"ab", b"abc", b"ab,", b"b", b"bb", b",", b" a", b"1", b"c"]
+    vocab = TokenVocabulary(words + [None], eos_token_ids=[len(words)])
+    g = compile_cfg('start: NAME ("," NAME)*\nNAME: /[a-z]+/\n', vocab)
+    m = g.matcher()
+    assert m.accept_tokens([words.index(b"a")])
+    reference = TokenIndex(g.automaton, vocab)
+    assert np.array_equal(g.index.mask(m.state), reference.mask(m.state))
+    assert [words[t] for t in m.allowed_token_ids().tolist() if t < len(words)] == \
+        [b"a", b"ab", b"abc", b"ab,", b"b", b"bb", b",", b"c"]

@@ -11,6 +11,12 @@ order, so the children of a node are a contiguous run of the next level):
 - `token[d]` (int64 [n_d]): the id of the token spelling exactly that prefix, or -1;
 - `child_lo[d]`, `child_hi[d]` (int64 [n_d]): its children's run in level d + 1.
 Byte strings spelled by several ids keep the extra ids in `extra` (rare).
+
+Subtrees decided whole: `sub_bytes[d]` (uint64 [n_d, 4], a 256-bit set) holds every byte
+below a node, and its descendants' tokens are `sorted_ids[desc_lo[d][i]:sub_hi[d][i]]` (the
+trie is in sorted order, so a subtree is a run of sorted tokens). When a node's state loops
+on every byte below it (an identifier state, under a node whose subtree is all letters), each
+token below ends in that same state: the walk adds the run without visiting the subtree.
 """
 
 from __future__ import annotations
@@ -47,9 +53,10 @@ class VocabTrie:
         parent: list[list[int]] = [[]]
         token: list[list[int]] = [[]]
         self.extra: dict[tuple[int, int], list[int]] = {}
+        pos: list[list[int]] = [[]]  # per node: the sorted position of its token, or -1
         path: list[int] = []  # node index per level of the previous token
         prev = b""
-        for data, tid in items:
+        for k, (data, tid) in enumerate(items):
             lcp = 0
             n = min(len(prev), len(data))
             while lcp < n and prev[lcp] == data[lcp]:
@@ -63,11 +70,14 @@ class VocabTrie:
                     byte.append([])
                     parent.append([])
                     token.append([])
+                    pos.append([])
                 parent[d].append(path[d - 2] if d >= 2 else 0)
                 byte[d].append(data[d - 1])
                 token[d].append(-1)
+                pos[d].append(-1)
                 path.append(len(byte[d]) - 1)
             token[len(data)][path[-1]] = tid
+            pos[len(data)][path[-1]] = k
             prev = data
         self.max_len = len(byte) - 1
         self.byte = [np.array(x, dtype=np.int64) for x in byte]
@@ -91,6 +101,39 @@ class VocabTrie:
                 self.child_hi.append(np.zeros(n, dtype=np.int64))
         self.lo_l = [x.tolist() for x in self.child_lo]
         self.hi_l = [x.tolist() for x in self.child_hi]
+        self.sorted_ids = np.array(vocab.sorted_tokens[1], dtype=np.int64)
+        self._subtree_runs([np.array(x, dtype=np.int64) for x in pos])
+
+    def _subtree_runs(self, pos: list[np.ndarray]) -> None:
+        """`sub_bytes`, `desc_lo`, `sub_hi` (see the module docstring), bottom-up."""
+        n_ids = [np.ones(len(p), dtype=np.int64) for p in pos]
+        for (d, i), more in self.extra.items():
+            n_ids[d][i] += len(more)
+        self.sub_bytes = [np.zeros((0, 4), dtype=np.uint64)] * (self.max_len + 2)
+        self.desc_lo = [np.zeros(0, dtype=np.int64)] * (self.max_len + 2)
+        self.sub_hi = [np.zeros(0, dtype=np.int64)] * (self.max_len + 2)
+        first = [np.zeros(0, dtype=np.int64)] * (self.max_len + 2)  # first position in subtree
+        kid_bits = np.zeros((0, 4), dtype=np.uint64)
+        for d in range(self.max_len, 0, -1):
+            n = len(pos[d])
+            lo, hi = self.child_lo[d], self.child_hi[d]
+            kids = hi > lo
+            own_end = np.where(pos[d] >= 0, pos[d] + n_ids[d], 0)
+            sub_hi = own_end.copy()
+            sub_hi[kids] = self.sub_hi[d + 1][hi[kids] - 1]
+            self.sub_hi[d] = sub_hi
+            self.desc_lo[d] = np.where(pos[d] >= 0, own_end, sub_hi)
+            self.desc_lo[d][kids & (pos[d] < 0)] = first[d + 1][lo[kids & (pos[d] < 0)]]
+            first[d] = np.where(pos[d] >= 0, pos[d], self.desc_lo[d])
+            sub = np.zeros((n, 4), dtype=np.uint64)
+            if kids.any():
+                sub[kids] = np.bitwise_or.reduceat(kid_bits, lo[kids], axis=0)
+            self.sub_bytes[d] = sub
+            kid_bits = sub.copy()  # what level d contributes to its parents: own byte | below
+            kid_bits[np.arange(n), self.byte[d] >> 6] |= np.uint64(1) << (self.byte[d] & 63).astype(np.uint64)
+        self.sub_bytes_l = [[int.from_bytes(r.tobytes(), "little") for r in x] for x in self.sub_bytes]
+        self.desc_lo_l = [x.tolist() for x in self.desc_lo]
+        self.sub_hi_l = [x.tolist() for x in self.sub_hi]
 
     def prefix(self, d: int, i: int) -> bytes:
         """The bytes of node `i` of level `d`."""
@@ -119,6 +162,9 @@ class VocabTrie:
         d0, nodes = start if start is not None else (0, [0])
         idx = np.array(nodes, dtype=np.int64)
         st = np.array(sid if start is not None else [sid], dtype=np.int64)
+        if d0:
+            keep = self._decide_whole(aut, d0, idx, st, ids, states)
+            idx, st = idx[keep], st[keep]
         for d in range(d0 + 1, self.max_len + 1):
             if d > d0 + 2 and len(idx) <= _NARROW:
                 self._walk_narrow(aut, d - 1, idx, st, stop, ids, states, stopped)
@@ -147,6 +193,8 @@ class VocabTrie:
                     stopped.extend((d, i) for i in idx[hit].tolist())
                     idx, st = idx[~hit], st[~hit]
             self._collect_ends(aut, d, idx, st, ids, states)
+            keep = self._decide_whole(aut, d, idx, st, ids, states)
+            idx, st = idx[keep], st[keep]
         if not ids:
             empty = np.zeros(0, dtype=np.int64)
             return Walk(empty, empty, stopped)
@@ -170,6 +218,32 @@ class VocabTrie:
                     ids.append(np.array([t]))
                     states.append(np.array([s]))
 
+    def _decide_whole(self, aut: Automaton, d: int, nodes: np.ndarray, node_states: np.ndarray,
+                      ids: list, states: list) -> np.ndarray:
+        """Of level-`d` `nodes` (whose own tokens are collected), which have a subtree left to
+        walk (a bool mask). A subtree whose bytes all loop on its node's state is decided
+        here: its tokens all end in that state, recorded when it is live."""
+        below = self.sub_bytes[d][nodes]
+        walk_on = below.any(axis=1)
+        if not walk_on.any():
+            return walk_on
+        cand = np.flatnonzero(walk_on)
+        u, inv = np.unique(node_states[cand], return_inverse=True)
+        whole = ~(below[cand] & ~aut.loop_bytes(u)[inv]).any(axis=1)
+        if whole.any():
+            done = cand[whole]
+            walk_on[done] = False
+            s = node_states[done]
+            live = aut.live_many(s)
+            done, s = nodes[done][live], s[live]
+            lo, hi = self.desc_lo[d][done], self.sub_hi[d][done]
+            cnt = hi - lo
+            total = int(cnt.sum())
+            if total:
+                ids.append(self.sorted_ids[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)])
+                states.append(np.repeat(s, cnt))
+        return walk_on
+
     def _walk_dense(self, aut: Automaton, d: int, idx: np.ndarray, st: np.ndarray,
                     stop: StopTest | None, ids: list, states: list,
                     stopped: list) -> None:
@@ -188,6 +262,9 @@ class VocabTrie:
                     nxt[alive[hit]] = 0
                     alive = alive[~hit]
             self._collect_ends(aut, d, alive, nxt[alive], ids, states)
+            keep = self._decide_whole(aut, d, alive, nxt[alive], ids, states)
+            nxt[alive[~keep]] = 0
+            alive = alive[keep]
             if len(alive) <= _NARROW:
                 if len(alive):
                     self._walk_narrow(aut, d, alive, nxt[alive], stop, ids, states, stopped)
@@ -200,6 +277,7 @@ class VocabTrie:
         """Continue a walk below level `d` (whose tokens are collected) node by node, in
         plain Python, appending to `ids`, `states` and `stopped`."""
         rows: dict[int, list[int]] = {}
+        loops: dict[int, int] = {}  # state -> the bytes it loops on, as a 256-bit int
         out_ids: list[int] = []
         out_st: list[int] = []
         stack = list(zip([d] * len(idx), idx.tolist(), st.tolist()))
@@ -210,7 +288,16 @@ class VocabTrie:
                 continue
             row = rows.get(s)
             if row is None:
-                row = rows[s] = aut.row(s).tolist()
+                row_array = aut.row(s)
+                row = rows[s] = row_array.tolist()
+                loops[s] = int.from_bytes(np.packbits(row_array == s, bitorder="little").tobytes(),
+                                          "little")
+            if not self.sub_bytes_l[d][i] & ~loops[s]:  # the subtree loops on s: all in
+                if aut.is_live(s):
+                    run = self.sorted_ids[self.desc_lo_l[d][i]:self.sub_hi_l[d][i]]
+                    ids.append(run)
+                    states.append(np.full(len(run), s, dtype=np.int64))
+                continue
             bl, tl = self.byte_l[d + 1], self.token_l[d + 1]
             for c in range(lo, hi):
                 t = row[bl[c]]
