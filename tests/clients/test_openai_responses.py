@@ -129,7 +129,8 @@ def test_custom_tool_named_gives_a_custom_tool_call_item(client, model_name, cal
 
 def test_custom_and_function_tools_required(client, model_name, calls_parser):
     r = client.responses.create(model=model_name, input="Do it.", tools=[CALL_TOOL, WEATHER],
-                                tool_choice="required", max_output_tokens=64, temperature=1.0, extra_body={"seed": 8})
+                                tool_choice="required", max_output_tokens=64, temperature=1.0,
+                                extra_body={"seed": 8})
     assert r.output and {o.type for o in r.output} <= {"custom_tool_call", "function_call"}
     for item in r.output:
         if item.type == "custom_tool_call":
@@ -138,7 +139,8 @@ def test_custom_and_function_tools_required(client, model_name, calls_parser):
 
 def test_custom_tool_call_streams_input_deltas(client, model_name):
     kw = dict(model=model_name, input="Call something.", tools=[CALL_TOOL],
-              tool_choice={"type": "custom", "name": "call"}, max_output_tokens=40, temperature=1.0, extra_body={"seed": 4})
+              tool_choice={"type": "custom", "name": "call"}, max_output_tokens=40, temperature=1.0,
+              extra_body={"seed": 4})
     whole = client.responses.create(**kw).output[0].input
     events = list(client.responses.create(stream=True, **kw))
     [added] = [e for e in events if e.type == "response.output_item.added"]

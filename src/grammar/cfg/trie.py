@@ -130,8 +130,10 @@ class VocabTrie:
                 sub[kids] = np.bitwise_or.reduceat(kid_bits, lo[kids], axis=0)
             self.sub_bytes[d] = sub
             kid_bits = sub.copy()  # what level d contributes to its parents: own byte | below
-            kid_bits[np.arange(n), self.byte[d] >> 6] |= np.uint64(1) << (self.byte[d] & 63).astype(np.uint64)
-        self.sub_bytes_l = [[int.from_bytes(r.tobytes(), "little") for r in x] for x in self.sub_bytes]
+            bit = np.uint64(1) << (self.byte[d] & 63).astype(np.uint64)
+            kid_bits[np.arange(n), self.byte[d] >> 6] |= bit
+        self.sub_bytes_l = [[int.from_bytes(r.tobytes(), "little") for r in x]
+                            for x in self.sub_bytes]
         self.desc_lo_l = [x.tolist() for x in self.desc_lo]
         self.sub_hi_l = [x.tolist() for x in self.sub_hi]
 
@@ -240,7 +242,8 @@ class VocabTrie:
             cnt = hi - lo
             total = int(cnt.sum())
             if total:
-                ids.append(self.sorted_ids[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)])
+                runs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)
+                ids.append(self.sorted_ids[runs])
                 states.append(np.repeat(s, cnt))
         return walk_on
 

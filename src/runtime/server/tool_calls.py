@@ -99,7 +99,8 @@ def plan_tools(tools: list[Tool | CustomTool] | None, tool_choice: ToolChoice | 
                     and t.function.name == choice.function.name]
         if not selected:
             raise APIError(400, f"tool_choice.function.name: {choice.function.name!r} is not "
-                           f"one of the functions ({', '.join(_function_names(tools))})", "tool_choice.function.name")
+                           f"one of the functions ({', '.join(_function_names(tools))})",
+                           "tool_choice.function.name")
     if markers is None:
         raise APIError(400, "tools: this model's chat template writes tool calls in a format "
                        "this server cannot parse", "tools")
@@ -113,11 +114,13 @@ def plan_tools(tools: list[Tool | CustomTool] | None, tool_choice: ToolChoice | 
     structures = [custom_tools.call_structure(t, markers) if isinstance(t, CustomTool)
                   else call_structure(t, markers) for t in selected]
     tag = {"triggers": [markers[0]], "structures": structures, "mode": mode}
-    return ToolPlan(rendered, tag, True, markers, frozenset(t.function.name for t in functions),
-                    "named" if isinstance(choice, NamedToolChoice) else choice,
-                    tuple(False if isinstance(t, CustomTool) else bool(t.function.strict)
-                          for t in selected),
-                    frozenset(_name(t) for t in selected if isinstance(t, CustomTool)))
+    return ToolPlan(
+        render_tools=rendered, structural_tag=tag, parse=True, markers=markers,
+        names=frozenset(t.function.name for t in functions),
+        choice="named" if isinstance(choice, NamedToolChoice) else choice,
+        strict=tuple(False if isinstance(t, CustomTool) else bool(t.function.strict)
+                     for t in selected),
+        custom_names=frozenset(_name(t) for t in selected if isinstance(t, CustomTool)))
 
 
 def _name(tool: Tool | CustomTool) -> str:
