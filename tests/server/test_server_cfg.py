@@ -175,3 +175,18 @@ def test_token_healing_is_opt_in_on_http(tiny_server, client, model):
     resp = client.completions.create(model=model, prompt=prompt, max_tokens=4, temperature=0,
                                      extra_body={"token_healing": True})
     assert resp.usage.prompt_tokens == sent[True]
+
+
+@pytest.mark.parametrize("choice", ["auto", "required", CHOICE])
+@pytest.mark.parametrize("grammar, words", [
+    ("start: call\ncall: name\n", ("name", "undefined")),  # caught when the request is read
+    ('start: a\na: b "x" | "y"\nb: a "z"\n', ("a -> b", "left")),  # caught by the compile
+])
+def test_custom_tool_with_a_bad_grammar_is_a_400_naming_the_rule(tiny_server, model, choice,
+                                                                  grammar, words):
+    r = tiny_server.client().post("/v1/chat/completions", json={
+        "model": model, "messages": [{"role": "user", "content": "x"}], "tool_choice": choice,
+        "tools": [custom_tool(grammar), WEATHER]})
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert all(w in message for w in words), message
