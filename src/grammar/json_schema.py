@@ -97,6 +97,11 @@ def json_schema_expr(pool: ExprPool, schema, options: JsonOptions = JsonOptions(
     return e
 
 
+def _is_draft4(root) -> bool:
+    meta = root.get("$schema") if isinstance(root, dict) else None
+    return isinstance(meta, str) and ("/draft-04/" in meta or "/draft-03/" in meta)
+
+
 class SchemaCompiler:
     def __init__(self, pool: ExprPool, root, options: JsonOptions):
         if not isinstance(root, (dict, bool)):
@@ -105,6 +110,9 @@ class SchemaCompiler:
         self.root = root
         self.options = options
         self.index = SchemaIndex(root)
+        # draft 4 counts only numbers written without a fraction as integers; later drafts
+        # count 1.0 as one too
+        self.integer_fraction = "" if _is_draft4(root) else JSON_INTEGER_FRACTION
         self.syntax = JsonSyntax(pool, whitespace_expr(pool, options.whitespace),
                                  options.any_depth, options.separators)
         self._values: dict = {}
@@ -310,11 +318,11 @@ class SchemaCompiler:
         hi, hi_x = f.maximum if f.maximum else (None, False)
         if integer:
             if lo is None and hi is None:
-                return regex_expr(self.pool, JSON_INTEGER + JSON_INTEGER_FRACTION)
+                return regex_expr(self.pool, JSON_INTEGER + self.integer_fraction)
             r = integer_regex(*integer_bounds(lo, hi, lo_x, hi_x))
             if r is None:
                 return self.pool.never
-            return regex_expr(self.pool, r + JSON_INTEGER_FRACTION)
+            return regex_expr(self.pool, r + self.integer_fraction)
         if lo is None and hi is None:
             return self.syntax.number
         r = decimal_regex(lo, hi, lo_x, hi_x)

@@ -28,6 +28,13 @@ def test_integer_accepts_zero_fraction_but_not_other_fractions(accepts):
     assert not accepts({"type": "integer"}, "012")
 
 
+def test_draft4_integers_have_no_fraction(accepts):
+    draft4 = "http://json-schema.org/draft-04/schema#"
+    for schema in ({"$schema": draft4, "type": "integer"},
+                   {"$schema": draft4, "type": "integer", "minimum": 0, "maximum": 99}):
+        assert accepts(schema, "12") and not accepts(schema, "12.0")
+
+
 def test_unbounded_number_keeps_exponents(accepts):
     for t in ["1e5", "-2.5E-3", "0", "-0.0"]:
         assert accepts({"type": "number"}, t), t
