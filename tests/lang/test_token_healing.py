@@ -161,3 +161,28 @@ def test_backed_up_prompt_is_served_from_the_radix_cache(tiny_engine):
     assert second.prompt_token_ids == first.prompt_token_ids
     assert second.num_cached_tokens >= len(second.prompt_token_ids) - 1
     assert second.outputs[0].text == first.outputs[0].text
+
+
+@pytest.mark.parametrize("rest, spec", [
+    (b" ", {"json_schema": {"type": "object", "properties": {"tool": {"enum": ["search", "finish"]}},
+                            "required": ["tool"]}}),
+    (b"http:", {"regex": r"//[a-z]{1,8}\.(com|org)"}),
+    (b" Par", {"regex": r"[a-z]+ is (big|small)\."}),
+])
+def test_healing_mask_with_a_grammar_equals_the_token_by_token_check(vocab, rest, spec):
+    import numpy as np
+
+    from tines.grammar import GrammarSpec
+    from tines.grammar.bitmask import ids_to_bitmask
+    from tines.grammar.compiler import GrammarCompiler
+    from tines.runtime.engine.healing import HealingMatcher
+
+    kind, value = next(iter(spec.items()))
+    grammar = GrammarCompiler(vocab).compile(getattr(GrammarSpec, kind)(value))
+    healing = HealingMatcher(vocab, rest, grammar.matcher())
+    want = ids_to_bitmask(healing.allowed_token_ids(), vocab.vocab_size)
+    assert want.any()
+    assert healing._grammar_mask() is not None  # the grammar's own mask of "rest, then it"
+    buf = np.zeros((1, len(want)), dtype=np.int32)
+    healing.fill_bitmask(buf, 0)
+    assert np.array_equal(buf[0], want)

@@ -119,8 +119,10 @@ class HealingMatcher:
         return ids
 
     def fill_bitmask(self, bitmask: np.ndarray, row: int = 0) -> None:
-        if self.inner is not None:  # depends on the grammar's state: computed each time
-            bitmask[row] = ids_to_bitmask(self.allowed_token_ids(), self.vocab.vocab_size)
+        if self.inner is not None:  # depends on the grammar's state
+            mask = self._grammar_mask()
+            bitmask[row] = mask if mask is not None else \
+                ids_to_bitmask(self.allowed_token_ids(), self.vocab.vocab_size)
             return
         key = (self.vocab.fingerprint, self.rest)
         mask = _FREE_MASKS.get(key)
@@ -156,6 +158,24 @@ class HealingMatcher:
         m = HealingMatcher(self.vocab, self.rest, None if self.inner is None else self.inner.copy())
         m.done = self.done
         return m
+
+    def _grammar_mask(self) -> np.ndarray | None:
+        """`allowed_token_ids` as the grammar's own (vectorized, cached) mask of a state that
+        must first read the rest, then goes on from the inner matcher's state: a token is a
+        prefix of the rest, or the rest and more the grammar allows, exactly when it walks
+        live from `cat(rest, inner state)`. None when the grammar is not an automaton (another
+        backend) or cannot spell the rest byte by byte."""
+        grammar = getattr(self.inner, "grammar", None)
+        aut = getattr(grammar, "automaton", None)
+        if aut is None or len(self.vocab.token_bytes) != len(grammar.vocab.token_bytes):
+            return None
+        with aut.lock:
+            pool = grammar.pool
+            node = pool.cat(pool.literal(self.rest), aut.node_of[self.inner.state])
+            if node == pool.never:
+                return None
+            sid = aut.state(node)
+        return grammar.index.mask(sid)
 
     def _grammar_allows(self, extra: bytes) -> bool:
         if self.inner is None:
