@@ -352,7 +352,10 @@ class ExprPool:
             cuts.append(low.bit_length() - 1)
             starts ^= low
         cuts.append(256)
-        return [(cuts[i], cuts[i + 1] - 1, self.deriv(e, cuts[i])) for i in range(len(cuts) - 1)]
+        first = self.first_bytes(e)  # bytes outside it lead to NEVER: no derivative to take
+        return [(cuts[i], cuts[i + 1] - 1,
+                 self.deriv(e, cuts[i]) if first >> cuts[i] & 1 else self.never)
+                for i in range(len(cuts) - 1)]
 
     def matches(self, e: int, data: bytes) -> bool:
         """Whether the byte string is in the language (no liveness search needed)."""
