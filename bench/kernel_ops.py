@@ -4,7 +4,7 @@ SmolLM2-135M: hidden 576, 9 heads / 3 KV heads, head dim 64, FFN 1536, vocab 49,
 layers. Decode rows are per layer (per step for the bitmask) at batch 1, 8 and 32, in fp32
 and bf16; attention reads contexts of 512 and 2048 tokens per sequence through the slot
 table. Extend attention runs one 512-token prefill chunk, alone and after a 1,536-token
-cached prefix. Times are medians in µs. The last lines put them in scale: one layer's
+cached prefix, and beside 15 short extends (split by query length, and as one padded call). Times are medians in µs. The last lines put them in scale: one layer's
 matmuls, and the kernels' share of a 30-layer decode step.
 
     .venv/bin/python -m bench.kernel_ops [--runs 15] [--threads N]
@@ -98,11 +98,22 @@ def extend_ops(dtype: torch.dtype) -> dict[str, Callable[[], object]]:
     fresh = AttentionBatch.from_table([chunk], [chunk], table)
     cached = AttentionBatch.from_table([chunk], [chunk + prefix], table)
     cached.prepare_torch()
+    # the chunk beside 15 sequences extending 4 tokens over 1,000 cached ones
+    lens = ([chunk] + [4] * 15, [chunk] + [1000] * 15)
+    mixed_table = torch.arange(chunk + prefix).repeat(16, 1)
+    mixed_q = torch.randn(chunk + 60, HEADS, HEAD_DIM, dtype=dtype)
+    mixed = AttentionBatch.from_table(*lens, mixed_table)
+    padded = AttentionBatch.from_table(*lens, mixed_table)
+    padded.parts = []  # not split: every sequence padded to the chunk
     return {
         "extend 512, no prefix": lambda: kernels.extend_attention_ref(q, k_cache, v_cache, fresh,
                                                                       0.125),
         "extend 512 after 1536": lambda: kernels.extend_attention_ref(q, k_cache, v_cache, cached,
                                                                       0.125),
+        "512 + 15x4, in parts": lambda: kernels.extend_attention_ref(mixed_q, k_cache, v_cache,
+                                                                     mixed, 0.125),
+        "512 + 15x4, one padded call": lambda: kernels.extend_attention_ref(
+            mixed_q, k_cache, v_cache, padded, 0.125),
     }
 
 
@@ -153,7 +164,7 @@ def main() -> None:
         for dtype in DTYPES:
             for name, fn in extend_ops(dtype).items():
                 extend.setdefault(name, {})[(dtype, 1)] = median_us(fn, max(3, args.runs // 3))
-        table("Extend attention, one 512-token chunk (µs, median)", extend,
+        table("Extend attention, a 512-token chunk (µs, median)", extend,
               [(d, 1) for d in DTYPES])
         per_layer = list(layer_ops(1, torch.float32))
         for context in CONTEXTS:

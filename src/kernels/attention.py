@@ -14,7 +14,8 @@ The torch version pads every sequence to the longest query and key length in the
 runs one `scaled_dot_product_attention` call, so there is no Python loop over sequences.
 A step mixing prefill chunks and decodes is split into an `AttentionPlan`: the extend
 sequences' rows first, then one row per decoding sequence, so decodes are not padded to the
-longest chunk.
+longest chunk; extends of widely different lengths are run in parts
+(`AttentionBatch.query_groups`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def extend_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
                          batch: AttentionBatch, scale: float) -> torch.Tensor:
     """Several new tokens per sequence, attending to the cached prefix and causally to
     themselves: q (T, H, D) -> (T, H, D)."""
+    parts = batch.query_groups()
+    if parts:  # query lengths differ widely: each part padded on its own
+        out = torch.empty_like(q)
+        for rows, part in parts:
+            out[rows] = extend_attention_ref(q[rows], k_cache, v_cache, part, scale)
+        return out
     gqa = q.shape[1] != k_cache.shape[1]
     if batch.num_seqs == 1 and batch.max_q_len == batch.max_kv_len:
         # A whole prompt with nothing cached: plain causal attention, no padding, no mask.

@@ -8,7 +8,10 @@ row `j` sits at position `kv_lens[i] - q_lens[i] + j` and sees keys at positions
 
 The Triton kernels read the lengths and the slot table directly. The torch path pads every
 sequence to the longest query and key length and needs a padding index, a mask and a gather
-buffer; those are built on first use and kept for the step, so all layers share them.
+buffer; those are built on first use and kept for the step, so all layers share them. A
+batch whose query lengths differ widely (a long prefill chunk beside short extends) would
+pad every sequence to the long chunk, so it is split by query length first
+(`query_groups`), each part padded on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class AttentionBatch:
     mask: torch.Tensor | None = None  # (B, 1, max_q_len, max_kv_len) bool, True = attend
     flat_slots: torch.Tensor | None = None  # (B * max_kv_len,) int64, contiguous
     kv_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # flat, see `gather_kv`
+    # Built by `query_groups`: [(query rows, the part's batch)], [] when not split
+    parts: list[tuple[torch.Tensor, AttentionBatch]] | None = None
 
     @property
     def num_seqs(self) -> int:
@@ -76,6 +81,36 @@ class AttentionBatch:
         for i, slots in enumerate(kv_slots):
             table[i, : kv_lens[i]] = torch.as_tensor(slots, dtype=torch.int64)
         return cls.from_table(q_lens, kv_lens, table.to(device))
+
+    def query_groups(self, ratio: int = 4) -> list[tuple[torch.Tensor, AttentionBatch]]:
+        """The batch split into parts whose query lengths are within `ratio` of the part's
+        longest, as (rows of the step's queries, the part's batch); [] when padding the whole
+        batch costs at most twice the attention it computes (one call is cheaper then).
+        Built once per step (host lists: the torch path runs on the CPU)."""
+        if self.parts is not None:
+            return self.parts
+        q, kv = self.q_lens.tolist(), self.kv_lens.tolist()
+        actual = sum(a * b for a, b in zip(q, kv))
+        self.parts = []
+        if len(q) == 1 or len(q) * self.max_q_len * self.max_kv_len <= 2 * actual:
+            return self.parts
+        order = sorted(range(len(q)), key=lambda i: -q[i])
+        groups = [[order[0]]]
+        for i in order[1:]:
+            if q[i] * ratio >= q[groups[-1][0]]:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        if len(groups) == 1:
+            return self.parts
+        starts = self.q_starts.tolist()
+        for g in groups:
+            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in g])
+            part = AttentionBatch.from_table([q[i] for i in g], [kv[i] for i in g],
+                                             self.slot_table[g])
+            part.parts = []  # a part is not split again
+            self.parts.append((rows.to(self.q_lens.device), part))
+        return self.parts
 
     def prepare_torch(self) -> None:
         """Build the padding index and the causal mask the torch path uses (once per step)."""

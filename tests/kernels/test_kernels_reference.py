@@ -44,6 +44,24 @@ def test_extend_attention_ref_equals_the_loop_with_prefixes(heads, head_dim):
                                atol=ATOL, rtol=0)
 
 
+def test_a_long_chunk_beside_short_extends_runs_in_parts_and_equals_the_loop():
+    k_cache, v_cache = random_pool(900, 3, 64)
+    # a 120-token prompt (nothing cached) among extends of 2-6 new tokens over long prefixes
+    batch = scattered_batch([2, 120, 6, 1, 5], [150, 120, 160, 90, 130], 900, seed=3)
+    parts = batch.query_groups()
+    assert [p.q_lens.tolist() for _, p in parts] == [[120], [6, 5, 2], [1]]
+    assert sorted(torch.cat([rows for rows, _ in parts]).tolist()) == list(range(134))
+    q = torch.randn(134, 9, 64)
+    out = extend_attention_ref(q, k_cache, v_cache, batch, 0.125)
+    torch.testing.assert_close(out, naive_attention(q, k_cache, v_cache, batch, 0.125),
+                               atol=ATOL, rtol=0)
+
+
+def test_similar_query_lengths_run_in_one_call():
+    batch = scattered_batch([3, 4, 2], [40, 50, 45], 200)
+    assert batch.query_groups() == []
+
+
 def test_a_whole_prompt_takes_the_unpadded_path_and_equals_the_loop():
     k_cache, v_cache = random_pool(64, 3, 64)
     batch = scattered_batch([40], [40], 64)
