@@ -78,15 +78,27 @@ def _grouped_decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     return out.reshape(B, H, D)
 
 
+def in_query_groups(fn: AttentionFn, q: torch.Tensor, k_cache: torch.Tensor,
+                    v_cache: torch.Tensor, batch: AttentionBatch, scale: float
+                    ) -> torch.Tensor | None:
+    """A padded extend implementation `fn` run part by part over a batch whose query lengths
+    differ widely (`AttentionBatch.query_groups`), so no part is padded to another's longest
+    chunk; None when the batch runs whole."""
+    parts = batch.query_groups()
+    if not parts:
+        return None
+    out = torch.empty_like(q)
+    for rows, part in parts:
+        out[rows] = fn(q[rows], k_cache, v_cache, part, scale)
+    return out
+
+
 def extend_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          batch: AttentionBatch, scale: float) -> torch.Tensor:
     """Several new tokens per sequence, attending to the cached prefix and causally to
     themselves: q (T, H, D) -> (T, H, D)."""
-    parts = batch.query_groups()
-    if parts:  # query lengths differ widely: each part padded on its own
-        out = torch.empty_like(q)
-        for rows, part in parts:
-            out[rows] = extend_attention_ref(q[rows], k_cache, v_cache, part, scale)
+    out = in_query_groups(extend_attention_ref, q, k_cache, v_cache, batch, scale)
+    if out is not None:
         return out
     gqa = q.shape[1] != k_cache.shape[1]
     if batch.num_seqs == 1 and batch.max_q_len == batch.max_kv_len:

@@ -127,16 +127,27 @@ def test_decoding_through_the_pool_matches_one_prefill(tmp_path):
         torch.testing.assert_close(got, expected[start:end], atol=1e-4, rtol=1e-4)
 
 
+LAYOUTS = {  # (new tokens, kv slots) per sequence
+    "one with a cached prefix": ([3, 5], [[4, 9, 2, 7, 11, 0], [13, 14, 15, 16, 17]]),
+    # a 16-token prompt beside two 1-token extends: run in parts (AttentionBatch.query_groups)
+    "a long chunk beside short extends": ([1, 16, 1], [list(range(10)), list(range(20, 36)),
+                                                       list(range(40, 50))]),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("window,softcap", [(3, None), (None, 2.0), (3, 2.0)])
-def test_windowed_attention_matches_a_loop(window, softcap):
-    """Two sequences, one with a cached prefix: each query row sees keys k <= its position
-    with pos - k < window, scores capped as cap * tanh(s / cap)."""
+def test_windowed_attention_matches_a_loop(window, softcap, layout):
+    """Each query row sees keys k <= its position with pos - k < window, scores capped as
+    cap * tanh(s / cap)."""
     g = torch.Generator().manual_seed(0)
     H, Hkv, D = 4, 2, 8
-    k_cache, v_cache = torch.randn(20, Hkv, D, generator=g), torch.randn(20, Hkv, D, generator=g)
-    q_lens, kv_slots = [3, 5], [[4, 9, 2, 7, 11, 0], [13, 14, 15, 16, 17]]
+    k_cache, v_cache = torch.randn(50, Hkv, D, generator=g), torch.randn(50, Hkv, D, generator=g)
+    q_lens, kv_slots = LAYOUTS[layout]
     q = torch.randn(sum(q_lens), H, D, generator=g)
-    plan = AttentionPlan.single(AttentionBatch.build(q_lens, kv_slots))
+    batch = AttentionBatch.build(q_lens, kv_slots)
+    assert bool(batch.query_groups()) == (layout == "a long chunk beside short extends")
+    plan = AttentionPlan.single(batch)
     got = windowed_attention(q, k_cache, v_cache, plan, 0.5, window, softcap)
     row = 0
     for q_len, slots in zip(q_lens, kv_slots):

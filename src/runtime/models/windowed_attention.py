@@ -8,7 +8,8 @@ plus two optional changes, as a reference loop:
     scores = q · keys * scale;  scores = cap * tanh(scores / cap)   (cap None: unchanged)
 
 It is the torch path: every sequence padded to the longest query and key length, one masked
-product per part of the plan. The window is a mask only (keys outside it stay in the pool), so
+product per part of the plan (extends of widely different lengths in parts, as
+`kernels.attention` runs them). The window is a mask only (keys outside it stay in the pool), so
 it is exact, not a memory saving.
 """
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 
 from ... import kernels
 from ...kernels import AttentionBatch, AttentionPlan
+from ...kernels.attention import in_query_groups
 
 
 def windowed_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -30,6 +32,9 @@ def windowed_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
 
     def part(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
              batch: AttentionBatch, scale: float) -> torch.Tensor:
+        out = in_query_groups(part, q, k_cache, v_cache, batch, scale)
+        if out is not None:
+            return out
         return _padded_attention(q, k_cache, v_cache, batch, scale, window, softcap)
 
     return kernels.run_plan(part, part, q, k_cache, v_cache, plan, scale)
