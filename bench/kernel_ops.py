@@ -118,14 +118,27 @@ def extend_ops(dtype: torch.dtype) -> dict[str, Callable[[], object]]:
 
 
 def matmul_ops(batch: int, dtype: torch.dtype) -> dict[str, Callable[[], object]]:
-    """One layer's linears (weights [out, in], as nn.Linear keeps them), for scale."""
+    """One layer's linears (weights [out, in], as nn.Linear keeps them), for scale; in bf16
+    also as the engine runs them: oneDNN-blocked bf16 and int4 (where `auto` switches)."""
+    from tines.runtime.models.linear import Linear
+
     x = torch.randn(batch, HIDDEN, dtype=dtype)
     h = torch.randn(batch, FFN, dtype=dtype)
     w_qkv = torch.randn((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN, dtype=dtype)
     w_o = torch.randn(HIDDEN, HEADS * HEAD_DIM, dtype=dtype)
     w_gu, w_down = torch.randn(2 * FFN, HIDDEN, dtype=dtype), torch.randn(HIDDEN, FFN, dtype=dtype)
-    return {"linears of one layer": lambda: (F.linear(x, w_qkv), F.linear(x, w_o),
-                                             F.linear(x, w_gu), F.linear(h, w_down))}
+    ops = {"linears of one layer": lambda: (F.linear(x, w_qkv), F.linear(x, w_o),
+                                            F.linear(x, w_gu), F.linear(h, w_down))}
+    if dtype == torch.bfloat16:
+        for fmt in ("bf16", "int4"):
+            layer = []
+            for w in (w_qkv, w_o, w_gu, w_down):
+                lin = Linear(w.shape[1], w.shape[0], False, fmt)
+                lin.load(w.float())
+                layer.append(lin)
+            ops[f"linears of one layer, {fmt}"] = lambda layer=layer: (
+                layer[0](x), layer[1](x), layer[2](x), layer[3](h))
+    return ops
 
 
 def table(title: str, rows: dict[str, dict[tuple, float]], columns: list[tuple]) -> None:

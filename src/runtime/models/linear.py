@@ -23,9 +23,12 @@ from .quantize import GROUP, Int4Weight, Int8Weight
 from . import onednn
 
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
-# `auto` takes the 4-bit weights for steps of at most this many tokens (measured on the
-# default model, 2 threads: int4 ahead of bf16 at 8 decoding sequences, behind at 32).
-AUTO_INT4_MAX_TOKENS = 16
+# `auto` takes the 4-bit weights for steps of at most this many tokens. Measured on the
+# default model, 2 threads: alone, a layer's linears are faster in int4 only up to 4 rows
+# (`bench/kernel_ops.py` prints both formats), but in the compiled decode step each oneDNN
+# bf16 call is a custom-op round trip, so whole decode steps cross over between 8 and 12
+# sequences (batch 8: bf16 ~0.7x int4's tokens/s; batch 12-16: bf16 1.2-1.6x).
+AUTO_INT4_MAX_TOKENS = 8
 
 
 def activation_dtype(fmt: str) -> torch.dtype:
