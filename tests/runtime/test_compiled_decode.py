@@ -1,6 +1,5 @@
 """The compiled decode step gives the tokens the eager one gives, in every weight format:
-20 greedy sequences of 12 tokens (11 of them from compiled decode steps); and short chunks
-after a cached prefix (jump-forward's forced text) run as compiled decode rows, exactly. fp32 and bf16 must
+20 greedy sequences of 12 tokens (11 of them from compiled decode steps). fp32 and bf16 must
 match exactly; the low-bit formats are held to a tolerance, since the fused kernels may round
 in another order (measured: identical too)."""
 
@@ -31,30 +30,3 @@ def test_compiled_decode_matches_eager(weights, tiny_model_dir):
         got = token_ids(compiled)
     same = sum(a == b for a, b in zip(got, expected)) / len(expected)
     assert same >= MIN_AGREEMENT[weights], f"{weights}: {same:.0%} of sequences agree"
-
-
-def test_short_chunks_after_a_prefix_run_as_decode_rows_and_others_as_extends():
-    import torch
-
-    from tines.runtime.engine.model_runner import _as_decode_rows
-    from tines.runtime.engine.scheduler import Chunk
-
-    def chunk(start, end, context=None):
-        return Chunk(None, start, end, torch.zeros(end - start, dtype=torch.int64), context)
-
-    assert _as_decode_rows(chunk(40, 41)) and _as_decode_rows(chunk(40, 44))  # forced text
-    assert not _as_decode_rows(chunk(40, 45))  # longer: one extend chunk
-    assert not _as_decode_rows(chunk(0, 3))  # a prompt with nothing cached
-    assert not _as_decode_rows(chunk(40, 42, context=torch.zeros(42)))  # a branch
-
-
-def test_forced_text_through_compiled_decode_rows_gives_the_eager_tokens(tiny_model_dir):
-    params = SamplingParams(temperature=0, max_new_tokens=40, seed=0,
-                            regex=r'\{"name": "[a-z]{1,6}", "tags": \["[a-z]{1,4}"\], "ok": (true|false)\}')
-    prompts = PROMPTS[:8]
-    with Engine(str(tiny_model_dir), kv_tokens=4096, weights="fp32") as eager:
-        expected = [o.outputs[0].token_ids for o in eager.generate(prompts, params)]
-    with Engine(str(tiny_model_dir), kv_tokens=4096, weights="fp32", compile=True) as compiled:
-        got = [o.outputs[0].token_ids for o in compiled.generate(prompts, params)]
-        assert compiled.stats()["forced_tokens"] > 0  # jump-forward appended short chunks
-    assert got == expected

@@ -39,15 +39,10 @@ class StepLogits:
 
 # A drafted chunk of at most this many tokens runs as decode rows (see `run`).
 MAX_DRAFT_DECODE_ROWS = 16
-# So does a short chunk after a cached prefix (a jump-forward's forced text, mostly): the step
-# then stays decode-only and takes the compiled graph. Each row gathers its whole context,
-# which is what bounds this.
-MAX_SHORT_EXTEND_DECODE_ROWS = 4
 
 
 def _as_decode_rows(c: Chunk) -> bool:
-    return (c.length == 1 and c.end > 1) or (bool(c.draft) and c.length <= MAX_DRAFT_DECODE_ROWS) \
-        or (c.start > 0 and c.length <= MAX_SHORT_EXTEND_DECODE_ROWS and c.context is None)
+    return (c.length == 1 and c.end > 1) or (bool(c.draft) and c.length <= MAX_DRAFT_DECODE_ROWS)
 
 
 def _decode_rows(c: Chunk) -> list[Chunk]:
