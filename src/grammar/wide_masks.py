@@ -73,7 +73,7 @@ class WideMasks:
                 rest_pos.append(np.arange(a, b))
                 rest_st.append(np.full(b - a, t, dtype=np.int64))
                 continue
-            loops = self._self_loop(t).tolist()
+            loops = aut.loop_bytes(np.array([t]))[0].tolist()
             outside = None  # tokens with a byte after the first outside L(t)
             high = self._utf8_loop_bytes(t) if _string_like(loops) else None
             if high is not None:  # whole characters of these leads come back to t
@@ -141,10 +141,6 @@ class WideMasks:
             return bool((nxt == target).all())
         return all(s != DEAD and self._returns(s, target, ranges[1:])
                    for s in np.unique(nxt).tolist())
-
-    def _self_loop(self, t: int) -> np.ndarray:
-        """uint64 [4]: the bytes b with row_t[b] == t."""
-        return np.packbits(self.automaton.row(t) == t, bitorder="little").view("<u8")
 
     def _walk(self, pos: np.ndarray, st: np.ndarray) -> np.ndarray:
         """bool [len(pos)]: whether the token at lexicographic position `pos[k]`, from its

@@ -291,10 +291,8 @@ class VocabTrie:
                 continue
             row = rows.get(s)
             if row is None:
-                row_array = aut.row(s)
-                row = rows[s] = row_array.tolist()
-                loops[s] = int.from_bytes(np.packbits(row_array == s, bitorder="little").tobytes(),
-                                          "little")
+                row = rows[s] = aut.row(s).tolist()
+                loops[s] = int.from_bytes(aut.loop_bytes(np.array([s])).tobytes(), "little")
             if not self.sub_bytes_l[d][i] & ~loops[s]:  # the subtree loops on s: all in
                 if aut.is_live(s):
                     run = self.sorted_ids[self.desc_lo_l[d][i]:self.sub_hi_l[d][i]]
