@@ -55,7 +55,7 @@ def decode_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
                          batch: AttentionBatch, scale: float) -> torch.Tensor:
     """One query per sequence: q (B, H, D) -> (B, H, D)."""
     k, v = batch.gather_kv(k_cache, v_cache)  # (B, L, Hkv, D) each
-    return _grouped_decode(q, k, v, batch.mask, scale)
+    return _grouped_decode(q, k, v, batch.mask_bias(q.dtype), scale)
 
 
 def decode_attention_traced(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -69,8 +69,9 @@ def decode_attention_traced(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
 
 def _grouped_decode(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
                     scale: float) -> torch.Tensor:
-    """q (B, H, D), k/v (B, L, Hkv, D). GQA without copying K/V: the H/Hkv query heads sharing
-    a KV head become that head's query rows (one query per sequence has no causal order)."""
+    """q (B, H, D), k/v (B, L, Hkv, D), mask (B, 1, 1, L) bool or additive. GQA without
+    copying K/V: the H/Hkv query heads sharing a KV head become that head's query rows (one
+    query per sequence has no causal order)."""
     B, H, D = q.shape
     q = q.unflatten(1, (k.shape[2], H // k.shape[2]))  # (B, Hkv, G, D)
     out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2),
@@ -112,6 +113,6 @@ def extend_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
     k, v = batch.gather_kv(k_cache, v_cache)  # (B, L, Hkv, D) each
     qp = q[batch.q_pad_index].transpose(1, 2)  # (B, H, Q, D)
     out = F.scaled_dot_product_attention(qp, k.transpose(1, 2), v.transpose(1, 2),
-                                         attn_mask=batch.mask, scale=scale,
+                                         attn_mask=batch.mask_bias(q.dtype), scale=scale,
                                          enable_gqa=gqa)  # (B, H, Q, D)
     return out.transpose(1, 2)[batch.q_valid]  # (T, H, D), rows in q's order

@@ -37,6 +37,7 @@ class AttentionBatch:
     q_pad_index: torch.Tensor | None = None  # (B, max_q_len) rows of q to gather, clamped
     q_valid: torch.Tensor | None = None  # (B, max_q_len) bool
     mask: torch.Tensor | None = None  # (B, 1, max_q_len, max_kv_len) bool, True = attend
+    bias: torch.Tensor | None = None  # `mask` as 0 / -inf in the attention dtype (`mask_bias`)
     flat_slots: torch.Tensor | None = None  # (B * max_kv_len,) int64, contiguous
     kv_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # flat, see `gather_kv`
     # Built by `query_groups`: [(query rows, the part's batch)], [] when not split
@@ -128,6 +129,16 @@ class AttentionBatch:
         mask |= (~self.q_valid)[:, :, None] & (k_pos == 0)[None, None, :]
         self.mask = mask[:, None]  # (B, 1, Q, L)
         self.flat_slots = self.slot_table[:, :self.max_kv_len].reshape(-1)  # (B*L,)
+
+    def mask_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """`mask` as an additive bias, 0 where attended and -inf elsewhere, in `dtype` (built
+        once per step: SDPA would turn a boolean mask into this on every call, in every layer;
+        the outputs are the same)."""
+        self.prepare_torch()
+        if self.bias is None or self.bias.dtype != dtype:
+            self.bias = torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device)
+            self.bias.masked_fill_(~self.mask, float("-inf"))
+        return self.bias
 
     def gather_kv(self, k_cache: torch.Tensor,
                   v_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -84,7 +84,7 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
         warm_up(core)
         core.runner.capture_decode_graphs(cfg.max_running)
     elif cfg.compile and placement.kernels == "torch":
-        warm_up_compiled_decode(core)
+        warm_up_compiled(core)
     else:
         warm_up(core)
     return BuiltCore(core, tokenizer, chat_template, mc, max_model_len,
@@ -101,11 +101,13 @@ def warm_up(core: EngineCore) -> None:
     core.reset_stats()
 
 
-def warm_up_compiled_decode(core: EngineCore) -> None:
-    """Compile now, not on the first user request: decode steps of one sequence and of
-    several (which makes batch size and context length dynamic), then forget them."""
-    core.runner.compile_decode()
+def warm_up_compiled(core: EngineCore) -> None:
+    """Compile now, not on the first user request, then forget the warm-up: prompts of one
+    token and of several, alone and batched (which makes token count, batch size and context
+    length dynamic), decoded."""
+    core.runner.compile_steps()
     greedy = SamplingParams(temperature=0, max_new_tokens=4, ignore_eos=True)
+    core.run_now([[1]], greedy)
     core.run_now([[1, 2, 3]], greedy)
     core.run_now([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
     # A batch past the auto format's int4 limit: the bf16 branch gets its graph too.

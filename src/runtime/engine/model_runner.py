@@ -4,10 +4,11 @@ Logits are computed only for the rows someone reads: the last token of each chun
 reaches the end of its sequence (to sample the next token) and the prompt positions whose
 logprobs were asked for.
 
-The runner owns how the model runs: eager, or (after `compile_decode`) decode-only steps
-through a torch.compile'd run of blocks with dynamic batch and context dims, or on a GPU
-(after `capture_decode_graphs`) decode-only steps replayed from CUDA graphs. The model itself
-is a plain forward with no compile logic.
+The runner owns how the model runs: eager, or (after `compile_steps`) decode-only steps
+through a torch.compile'd run of blocks with dynamic batch and context dims and every other
+step with each block's dense halves compiled (attention between them stays eager), or on a
+GPU (after `capture_decode_graphs`) decode-only steps replayed from CUDA graphs. The model
+itself is a plain forward with no compile logic.
 
 The step's host lists become tensors on the pool's device (through pinned memory, without
 waiting, on a GPU); the logits come back to the host, where the sampler runs.
@@ -22,7 +23,7 @@ import torch
 
 from ... import kernels
 from ..cache.kv_pool import KVPool
-from ..models.llama import ForwardBatch, LlamaModel, decode_layers
+from ..models.llama import EAGER_HALVES, ForwardBatch, Halves, LlamaModel, decode_layers
 from ..models.lora_batch import LoraBatch, LoraSet
 from .cuda_graphs import DecodeGraphs
 from .scheduler import Chunk
@@ -60,7 +61,8 @@ class ModelRunner:
         # K/V gather buffers of the torch attention path, handed from step to step: a fresh
         # tensor of tens of MB each step costs more in page faults than the copy into it.
         self._gather_buffers: dict[str, tuple | None] = {"extend": None, "decode": None}
-        self._compiled_decode = None  # set by compile_decode()
+        self._compiled_decode = None  # set by compile_steps()
+        self._compiled_halves: Halves | None = None  # set by compile_steps()
         self.device = pool.k.device
         self.graphs: DecodeGraphs | None = None  # set by capture_decode_graphs() (CUDA)
         self.decode_warm = False  # every compiled variant exists (set after the warm-up)
@@ -88,17 +90,22 @@ class ModelRunner:
     def compiled(self) -> bool:
         return self._compiled_decode is not None
 
-    def compile_decode(self) -> None:
-        """Compile decode steps with torch.compile (inductor): one graph covers a run of
+    def compile_steps(self) -> None:
+        """Compile with torch.compile (inductor). Decode steps: one graph covers a run of
         `decode_group` blocks and serves every such run (the weights and pool views are its
-        inputs), for every batch size and context length (their dims are dynamic). Models
-        without `forward_decode` stay eager."""
+        inputs), for every batch size and context length (their dims are dynamic). Other
+        steps (prefill chunks, extends beside decodes): each block's two dense halves, one
+        graph each for every layer and token count, fuse the norms, rotary and activation
+        around the matmuls (measured on the default model: a 512-token chunk 29% faster, a
+        step of 2 extends and 12 decodes 8-17%). Models without `forward_decode` stay eager."""
         if not hasattr(self.model, "forward_decode"):
             return
-        # Every engine in a process shares this code object's cache of graphs (one per weight
-        # format, batch of one or more, int4 or bf16 branch): room for several engines.
+        # Every engine in a process shares these code objects' caches of graphs (one per
+        # weight format, batch of one or more, int4 or bf16 branch): room for several engines.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self._compiled_decode = torch.compile(decode_layers)
+        self._compiled_halves = Halves(torch.compile(EAGER_HALVES.before, dynamic=True),
+                                       torch.compile(EAGER_HALVES.after, dynamic=True))
 
     def capture_decode_graphs(self, max_batch: int) -> bool:
         """Capture CUDA graphs of decode steps for batch sizes up to `max_batch` (see
@@ -114,6 +121,8 @@ class ModelRunner:
             self.tp.forward(batch)
         if self._compiled_decode is not None and batch.attn.extend is None:
             return self.model.forward_decode(batch, self.decode_group, self._run_compiled)
+        if self._compiled_halves is not None:
+            return self.model(batch, self._compiled_halves)
         return self.model(batch)
 
     def _run_compiled(self, layers, x, residual, positions, cos_sin, k_caches, v_caches,

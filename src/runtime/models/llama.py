@@ -100,8 +100,8 @@ class MLP(nn.Module):
 
 class DecoderLayer(nn.Module):
     """One block, as two dense halves around attention over the pool. The halves take only
-    tensors, so a compiler can fuse each into a few kernels and share the result between
-    layers (`compile_layers`); attention, which reads the pool, stays outside."""
+    tensors, so a compiler can fuse each into a few kernels and one graph serves every layer
+    (`Halves`); attention, which reads the pool, stays outside."""
 
     def __init__(self, cfg: ModelConfig, fmt: str):
         super().__init__()
@@ -140,13 +140,29 @@ class DecoderLayer(nn.Module):
         return self.after_attention(out, residual)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor, layer: int, cos_sin: torch.Tensor,
-                batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
+                batch: ForwardBatch, halves: Halves | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         lora = batch.lora.layer(layer) if batch.lora is not None else None
-        q, k, v, residual = self.before_attention(x, residual, batch.positions, cos_sin, lora)
+        if halves is None or lora is not None:  # compiled halves stay adapter-free
+            halves = EAGER_HALVES
+        q, k, v, residual = halves.before(self, x, residual, batch.positions, cos_sin, lora)
         k_cache, v_cache = batch.kv.k[layer], batch.kv.v[layer]
         kernels.store_kv(k_cache, v_cache, batch.out_slots, k, v)
         out = kernels.attention(q, k_cache, v_cache, batch.attn, self.attn.scale)  # (T, H, D)
-        return self.after_attention(out, residual, lora)
+        return halves.after(self, out, residual, lora)
+
+
+@dataclass(frozen=True, slots=True)
+class Halves:
+    """How a block's dense halves run outside a decode step: `DecoderLayer.before_attention`
+    and `after_attention` (called with the layer first), or compiled versions of them, which
+    the model runner passes for steps without LoRA adapters."""
+
+    before: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    after: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+EAGER_HALVES = Halves(DecoderLayer.before_attention, DecoderLayer.after_attention)
 
 
 class LlamaModel(nn.Module):
@@ -167,15 +183,16 @@ class LlamaModel(nn.Module):
         self.register_buffer("cos_sin", cos_sin_table(inv_freq, self.max_positions), persistent=False)
 
     @torch.inference_mode()
-    def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        """The final-norm hidden state of every new token: (T, hidden) float32.
+    def forward(self, batch: ForwardBatch, halves: Halves | None = None) -> torch.Tensor:
+        """The final-norm hidden state of every new token: (T, hidden) float32. `halves`: how
+        each block's dense halves run (default eager).
 
         The residual stream stays float32 in every format (as llama.cpp keeps it); only matmul
         inputs and the KV cache are narrower."""
         x = self.embed(batch.input_ids)  # blocks take x in the matmul dtype
         residual = torch.zeros_like(x, dtype=torch.float32)  # the first block adds x to zero
         for i, layer in enumerate(self.layers):
-            x, residual = layer(x, residual, i, self.cos_sin, batch)
+            x, residual = layer(x, residual, i, self.cos_sin, batch, halves)
         x, _ = self.norm.add_forward(x, residual)
         return x
 
