@@ -25,7 +25,7 @@ from .admission import Admission
 from .config import EngineConfig
 from .core import EngineCore
 from .device import device_memory_available, place_model, resolve_placement
-from .malloc_tuning import keep_step_memory_in_heap
+from .malloc_tuning import keep_step_memory_in_heap, release_freed_heap
 from .model_runner import ModelRunner
 from .scheduler import Scheduler
 
@@ -87,6 +87,7 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
         warm_up_compiled(core)
     else:
         warm_up(core)
+    release_freed_heap()  # what loading and the warm-up freed (the heap keeps freed blocks)
     return BuiltCore(core, tokenizer, chat_template, mc, max_model_len,
                      KVPoolInfo(pool.num_slots, pool.nbytes), tp_group)
 
