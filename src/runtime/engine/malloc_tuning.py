@@ -8,8 +8,9 @@ tok/s or at 2,330–2,570 depending only on whether `argparse` was imported befo
 the settings below it runs at the fast rate either way. Blocks above 32 MB (the KV pool) are
 still mmapped, so they stay unmapped until written.
 
-Kept memory is given back when the engine goes idle (`release_freed_heap`, glibc's
-malloc_trim): a busy engine reuses its step buffers, an idle one does not hold them.
+Kept memory is given back once the engine is built (what loading freed) and whenever it goes
+idle (`release_freed_heap`, glibc's malloc_trim): a busy engine reuses its step buffers, an
+idle one does not hold them.
 """
 
 from __future__ import annotations
