@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--weights", default=None, choices=("fp32", "bf16", "int8", "int4", "auto"),
                    help="weight format (default: the engine's)")
     g.add_argument("--compile", action="store_true",
-                   help="compile the decode step first (pays off on long answers)")
+                   help="compile the model's steps first (pays off on long prompts and answers)")
     g.add_argument("--stats", action="store_true", help="print load time and tokens/s to stderr")
 
     s = sub.add_parser("serve", help="serve the native and OpenAI-compatible HTTP APIs")

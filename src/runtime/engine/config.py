@@ -44,7 +44,8 @@ class EngineConfig:
     # on a GPU. On the CPU the worker's Python holds the GIL that the forward needs between
     # its kernels, and measured the forward ~10x slower (bench/grammar_batch.py).
     overlap_grammar_masks: bool | None = None
-    # torch.compile the decode step (inductor), warmed up at start-up; off runs eager
+    # torch.compile (inductor) the decode step and the other steps' dense halves, warmed up at
+    # start-up; off runs eager
     compile: bool = False
     # Which grammar engine compiles constraints: "tines" (the default; budget-aware closing
     # and jump-forward), or "outlines" / "llguidance" / "xgrammar" when installed

@@ -40,7 +40,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the model and KV cache live: cpu (the default), cuda, or auto "
                         "(cuda when torch sees a GPU)")
     p.add_argument("--no-compile", dest="compile", action="store_false",
-                   help="run the decode step eagerly instead of compiling it at start-up")
+                   help="run the model eagerly instead of compiling its steps at start-up")
     p.add_argument("--served-model-name", default=None,
                    help="the model id clients use (default: the model's name or file stem)")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
