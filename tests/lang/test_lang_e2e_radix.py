@@ -4,7 +4,8 @@ server serves the same engine, so its counters are the ones read here).
 
 `prefill_tokens_computed` counts prompt tokens run through the model; `cache_hit_tokens`
 counts prompt tokens a request found in the radix cache when it was admitted. Each test
-starts from text the cache has never seen (a fresh nonce).
+starts from text the cache has never seen (a fresh nonce); the trunk test also flushes the
+cache first, since a nonce can still share its first tokens with an earlier test's.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def test_fork_of_four_computes_a_500_token_trunk_once(backend, default_engine):
     trunk = trunk_of(500, tokenizer)
     trunk_tokens = len(tokenizer.encode(trunk))
     assert 500 <= trunk_tokens < 530
+    assert default_engine.flush_cache()
     before = counters(default_engine)
     state = four_branches.run(trunk, backend=backend, temperature=0)
     used = delta(default_engine, before)
