@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--refusals", action="store_true", help="print every refusal's message")
     args = ap.parse_args()
     vocab, encode, _ = load_default_model()
+    vocab.prepare()  # the mask layouts, built at start-up as the engine's compiler does
     r = run(sample_files(args.folder, args.sample, args.seed), vocab, encode)
     report(r)
     print("slowest compiles (ms): " + ", ".join(f"{n} {v:.0f}" for v, n in r["worst_compile"]))

@@ -59,6 +59,9 @@ class SchemaIndex:
         self.resources: dict[str, object] = {}
         self.anchors: dict[tuple[str, str], tuple[object, str]] = {}
         self.bases: dict[int, str] = {}  # id(schema dict) -> base URI of that schema
+        self._direct: dict[tuple[int, str], frozenset[str]] = {}
+        self._reach: dict[tuple[int, str], frozenset[str]] = {}
+        self._targets: dict[str, tuple[object, str]] = {}  # ref key -> (target, its base)
         self._walk(root, ROOT_URI, "")
         self.resources.setdefault(ROOT_URI, root)
 
@@ -110,3 +113,49 @@ class SchemaIndex:
         if found is None:
             raise UnsupportedSchemaError("$ref", pointer, f"unknown anchor in {ref!r}")
         return found[0], found[1], f"{doc}#{frag}"
+
+    def reachable_refs(self, schema, base: str) -> frozenset[str]:
+        """Keys of every `$ref` that compiling `schema` can enter, references followed
+        transitively. A compiled value depends on the `$ref` chain that led to it only through
+        these keys (they alone can be cut for recursion depth). Over-approximated: every
+        `$ref` string anywhere inside is counted, schema position or not."""
+        key = (id(schema), base)
+        out = self._reach.get(key)
+        if out is None:
+            seen: set[str] = set()
+            todo = list(self._direct_refs(schema, base))
+            while todo:
+                k = todo.pop()
+                if k not in seen:
+                    seen.add(k)
+                    if k in self._targets:
+                        todo.extend(self._direct_refs(*self._targets[k]) - seen)
+            out = self._reach[key] = frozenset(seen)
+        return out
+
+    def _direct_refs(self, node, base: str) -> frozenset[str]:
+        """Keys of the `$ref`s written inside `node` (references not followed)."""
+        key = (id(node), base)
+        out = self._direct.get(key)
+        if out is not None:
+            return out
+        found: set[str] = set()
+        if isinstance(node, dict):
+            base = self.base_of(node, base)
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    target, tbase, rkey = self.resolve(ref, base, "")
+                except GrammarError:  # compiling it raises the error; here it adds nothing
+                    pass
+                else:
+                    found.add(rkey)
+                    self._targets[rkey] = (target, tbase)
+            children = node.values()
+        else:
+            children = node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                found |= self._direct_refs(child, base)
+        out = self._direct[key] = frozenset(found)
+        return out

@@ -130,8 +130,7 @@ class SchemaCompiler:
 
     def value(self, subs: list[Sub]) -> int:
         """The grammar of values valid under every schema in `subs` ([] = anything)."""
-        key = tuple((id(s.schema), s.ctx.base, tuple(sorted(Counter(s.ctx.refs).items())))
-                    for s in subs)
+        key = tuple((id(s.schema), s.ctx.base, self._chain_key(s)) for s in subs)
         e = self._values.get(key)
         if e is None:
             ctx = subs[0].ctx if subs else Ctx("", ROOT_URI)
@@ -146,6 +145,13 @@ class SchemaCompiler:
             e = self.pool.alt([self.compile_flat(f) for f in flats])
             self._values[key] = e
         return e
+
+    def _chain_key(self, sub: Sub) -> tuple:
+        """The part of the `$ref` chain leading to `sub` that its value depends on: how often
+        each reference it can re-enter was entered. A definition that cannot recurse into
+        the chain compiles once, wherever it is referenced from."""
+        reach = self.index.reachable_refs(sub.schema, sub.ctx.base)
+        return tuple(sorted((k, n) for k, n in Counter(sub.ctx.refs).items() if k in reach))
 
     def conjoin(self, a: list[Flat], b: list[Flat], keyword: str, ctx: Ctx) -> list[Flat]:
         out = [m for x in a for y in b if (m := merge(x, y)) is not None]

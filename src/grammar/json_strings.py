@@ -81,7 +81,17 @@ def string_content(pool: ExprPool, min_len: int = 0, max_len: int | None = None,
                    patterns: tuple[str, ...] = (), formats: tuple[str, ...] = ()) -> int:
     """Encoded content (without quotes) of strings with min_len..max_len characters that
     contain a match of every `pattern` (ECMA search semantics) and fully match every
-    `formats` regex (given over decoded characters)."""
+    `formats` regex (given over decoded characters). Memoized on the arguments: `$ref`
+    targets unrolled several times ask for the same strings again."""
+    key = ("string_content", min_len, max_len, patterns, formats)
+    e = pool.memo.get(key)
+    if e is None:
+        e = pool.memo[key] = _string_content(pool, min_len, max_len, patterns, formats)
+    return e
+
+
+def _string_content(pool: ExprPool, min_len: int, max_len: int | None,
+                    patterns: tuple[str, ...], formats: tuple[str, ...]) -> int:
     parts = [pool.rep(json_char(pool), min_len, max_len)]
     chars = lambda r: json_chars(pool, r)  # noqa: E731
     for p in patterns:

@@ -130,6 +130,40 @@ def test_refs_and_recursion_depth(accepts):
     assert accepts(s, '{"v":1,"next":{"v":2,"next":{"v":3,"next":{"v":4}}}}', max_recursion=4)
 
 
+def layered_diamonds(depth: int) -> dict:
+    """Two definitions per layer, each referring to both of the next layer's: a definition
+    in layer k is reached through 2**k different reference chains."""
+    defs = {}
+    for k in range(depth):
+        for side in "ab":
+            nxt = {"x": {"$ref": f"#/$defs/l{k + 1}a"}, "y": {"$ref": f"#/$defs/l{k + 1}b"}}
+            defs[f"l{k}{side}"] = {"type": "object", "properties": nxt if k + 1 < depth else {
+                "id": {"type": "string", "format": "uuid"}}, "additionalProperties": False}
+    return {"$defs": defs, "$ref": "#/$defs/l0a"}
+
+
+def test_a_definition_reached_through_many_reference_chains_compiles_once(accepts):
+    s = layered_diamonds(12)  # 2**12 chains to the last layer: unrolled per chain, > 8,000
+    leaf = '{"id":"123e4567-e89b-12d3-a456-426614174000"}'
+    text = leaf
+    for _ in range(11):
+        text = '{"y":' + text + "}"
+    assert accepts(s, text, max_subschemas=100)
+    assert not accepts(s, text.replace("123e4567", "not-uuid"), max_subschemas=100)
+
+
+def test_recursion_depth_counts_only_the_recursive_reference(accepts):
+    """`wrap` on the way to `node` does not count against `node`'s depth."""
+    node = {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}},
+            "additionalProperties": False}
+    s = {"type": "object", "properties": {"a": {"$ref": "#/$defs/node"},
+                                          "b": {"$ref": "#/$defs/wrap"}},
+         "$defs": {"node": node, "wrap": {"$ref": "#/$defs/node"}}}
+    for key in "ab":
+        assert accepts(s, '{"%s":{"next":{}}}' % key, max_recursion=2)
+        assert not accepts(s, '{"%s":{"next":{"next":{}}}}' % key, max_recursion=2)
+
+
 def test_all_of_merges_per_clause(accepts):
     s = {"allOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]},
                    {"properties": {"b": {"type": "string"}}, "required": ["b"]}]}

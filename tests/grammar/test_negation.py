@@ -108,3 +108,15 @@ def test_negations_past_the_budget_are_refused_not_compiled_for_minutes(byte_com
     with pytest.raises(UnsupportedSchemaError) as e:
         byte_compiler.compile(GrammarSpec.json_schema(optional_tags(8)))
     assert e.value.keyword == "oneOf" and "cases" in str(e.value)
+
+
+def test_a_liveness_search_past_its_budget_takes_the_state_as_live(byte_compiler):
+    """Divisibility automata under `not` have no syntactic liveness: the search that decides
+    it stops at its budget (counted), and acceptance stays exact."""
+    schema = {"type": "number", "allOf": [{"multipleOf": 6.75}, {"multipleOf": 19}],
+              "not": {"anyOf": [{"multipleOf": 2}, {"multipleOf": 7}]},
+              "exclusiveMinimum": -100000, "exclusiveMaximum": -10000}
+    g = byte_compiler.compile(GrammarSpec.json_schema(schema))
+    assert g.automaton.num_liveness_overflows >= 1
+    assert g.accepts_text("-12825")  # 100 × 128.25, odd, not a multiple of 7
+    assert not g.accepts_text("-12826") and not g.accepts_text("-25650")  # even
