@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -46,3 +48,17 @@ def test_a_packed_weight_lives_as_long_as_its_layer():
     del layer
     gc.collect()
     assert handle not in onednn._PACKED
+
+
+def test_an_eager_packed_matmul_does_not_import_dynamo():
+    """Engines that never compile (`compile=False`, tensor-parallel ranks) stay without
+    torch._dynamo, ~190 MiB resident (checked in a fresh interpreter)."""
+    script = ("import sys, torch\n"
+              "from tines.runtime.models.linear import Linear\n"
+              "layer = Linear(64, 96, True, 'bf16')\n"
+              "layer.load(torch.randn(96, 64).bfloat16(), torch.randn(96).bfloat16())\n"
+              "layer(torch.randn(40, 64).bfloat16())\n"
+              "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -94,7 +94,7 @@ class Linear(nn.Module):
         elif self.fmt == "int8":
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
         elif self.handle is not None:
-            return onednn.packed_linear(x, self.handle, self.bias, self.out_features)
+            return onednn.linear(x, self.handle, self.bias, self.out_features)
         else:
             return F.linear(x, self.weight, self.bias)
         return y if self.bias is None else y + self.bias
