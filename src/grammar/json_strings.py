@@ -139,30 +139,32 @@ def name_trie(names: list[str]) -> dict:
 
 
 def _not_in(pool: ExprPool, node: dict) -> int:
-    any_char = json_char(pool)
+    """Content strings that leave the trie at `node`: end here (unless a name does), take a
+    character no name continues with and then anything, or follow a name's next character
+    to a subtrie that is left later."""
     kids = [c for c in node if c is not None]
     branches = [] if None in node else [pool.empty]
-    branches.append(pool.cat(_chars_except(pool, kids), pool.rep(any_char, 0, None)))
+    branches.extend(_leave_after(pool, kids))
     for c in kids:
         one = pool.bytes(1 << c) if c in _PLAIN else json_chars(pool, ((c, c),))
         branches.append(pool.cat(one, _not_in(pool, node[c])))
     return pool.alt(branches)
 
 
-def _chars_except(pool: ExprPool, kids: list[int]) -> int:
-    """`json_chars` of every code point but `kids`; the same expression, built without
-    range arithmetic when the kids are plain ASCII (names in a key trie almost always
-    are): one byte class plus the shared rest."""
-    key = ("chars_except", frozenset(kids))  # deep in a trie most nodes have one kid
-    e = pool.memo.get(key)
-    if e is not None:
-        return e
+def _leave_after(pool: ExprPool, kids: list[int]) -> list[int]:
+    """Alternatives for "a JSON character other than `kids`, then any content". With plain
+    ASCII kids (names in a key trie almost always are) that is a byte class followed by
+    anything, beside one shared branch for every other character: a trie node then costs a
+    few small nodes rather than a copy of the multi-byte character classes."""
+    rest = pool.rep(json_char(pool), 0, None)
     if not all(c in _PLAIN for c in kids):
-        e = json_chars(pool, cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids)))
-    else:
-        mask = _PLAIN_MASK
-        for c in kids:
-            mask &= ~(1 << c)
-        e = pool.alt([pool.bytes(mask), json_chars(pool, cs.subtract(cs.ALL, _PLAIN_RANGES))])
-    pool.memo[key] = e
-    return e
+        others = json_chars(pool, cs.subtract(cs.ALL, cs.normalize((c, c) for c in kids)))
+        return [pool.cat(others, rest)]
+    shared = pool.memo.get("leave_by_non_plain")
+    if shared is None:
+        non_plain = json_chars(pool, cs.subtract(cs.ALL, _PLAIN_RANGES))
+        shared = pool.memo["leave_by_non_plain"] = pool.cat(non_plain, rest)
+    mask = _PLAIN_MASK
+    for c in kids:
+        mask &= ~(1 << c)
+    return [pool.cat(pool.bytes(mask), rest), shared]
