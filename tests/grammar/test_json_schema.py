@@ -164,6 +164,15 @@ def test_recursion_depth_counts_only_the_recursive_reference(accepts):
         assert not accepts(s, '{"%s":{"next":{"next":{}}}}' % key, max_recursion=2)
 
 
+def test_unconstrained_values_nest_eight_levels_by_default(accepts):
+    def nested(levels: int) -> str:
+        return '{"a":' * (levels - 1) + "[1]" + "}" * (levels - 1)
+
+    assert accepts({"type": "object"}, nested(8))
+    assert not accepts({"type": "object"}, nested(9))
+    assert accepts({"type": "object"}, nested(9), any_depth=9)
+
+
 def test_all_of_merges_per_clause(accepts):
     s = {"allOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]},
                    {"properties": {"b": {"type": "string"}}, "required": ["b"]}]}
