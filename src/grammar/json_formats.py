@@ -15,11 +15,19 @@ regular language allows:
 - ipv4: dotted quad, 0–255 without leading zeros.
 - uri, uri-reference: RFC 3986 syntax (scheme required for uri); IP-literal hosts (`[::1]`)
   are left out.
-- regex: a sound subset (anchors, literal characters and `.`, single quantifiers).
+- regex: a sound subset (classes, escapes, groups three deep, bounded quantifiers;
+  see `_regex_format`).
 Other format names are annotations with a warning (see `json_schema.py`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from .expr import ExprPool
+
+# a format too big to write as one regex: (pool, compile a regex piece) -> expression
+FormatBuilder = Callable[[ExprPool, Callable[[str], int]], int]
 
 _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _LEAP_YY = r"(?:0[48]|[2468][048]|[13579][26])"
@@ -60,13 +68,72 @@ _RELATIVE = (rf"(?://{_AUTHORITY}{_ABEMPTY}|{_ABSOLUTE}|{_SEGMENT_NZ_NC}{_ABEMPT
              rf"{_TAIL}")
 URI_REFERENCE = rf"(?:{URI}|{_RELATIVE})"
 
-# A sound subset of regular expressions (valid for Python's `re` and ECMA-262): optional
-# anchors around literal characters and `.`, each with at most one `*`, `+` or `?`. Groups,
-# classes, braces and escapes are left out (nesting is not regular; escapes need JSON ones).
-_REGEX_ATOM = r"[A-Za-z0-9 _\-.,:;/@#%&=<>!'~`]"
-REGEX = rf"\^?(?:{_REGEX_ATOM}[*+?]?)*\$?"
+# The `regex` format: a sound subset of regular expressions. Every string it accepts compiles
+# with Python's `re` (what `jsonschema` checks) and as an ECMA-262 RegExp, with or without the
+# `u` flag. Literal characters, `.`, escapes (`\d`, `\w`, `\s`, ... and escaped
+# metacharacters), classes with ordered ranges (`[a-z0-9_]`, `[^"]`), anchors and `\b`,
+# alternation, groups (capturing or `(?:`) nested at most three deep (deeper nesting is not
+# regular), lookaheads at the top level, and quantifiers `* + ? {n} {m,} {m,n}` with m <= n
+# (at most 3 digits), optionally lazy. Backreferences, lookbehinds, named groups and flags
+# are left out. The nesting is built from expressions (`regex_format`), not written out as
+# one regex: each level would repeat the text of the levels inside it.
+_PRINTABLE = [chr(i) for i in range(0x20, 0x7F)]
 
-FORMATS: dict[str, str] = {
+
+def _class_of(chars) -> str:
+    """A regex character class of exactly these characters."""
+    return "[" + "".join("\\" + c if c in "\\]^-[" else c for c in chars) + "]"
+
+
+def _regex_atom() -> str:
+    """One quantifiable atom: a literal, an escape, `.` or a character class."""
+    lit = _class_of(c for c in _PRINTABLE if c not in "\\^$.|?*+()[]{}")
+    esc = r"\\[dDwWsSnrtfv\\^$.|?*+()\[\]{}/]"
+    class_esc = r"\\[dDwWsSbnrtfv\\^$.|?*+()\[\]{}/-]"
+    ranges = "|".join(f"{c}-[{c}-{last}]" for first, last in (("0", "9"), ("a", "z"), ("A", "Z"))
+                      for c in map(chr, range(ord(first), ord(last) + 1)))
+    in_class = _class_of(c for c in _PRINTABLE if c not in "\\]-[")
+    first_lit = _class_of(c for c in _PRINTABLE if c not in "\\]-[^")
+    item = f"(?:{ranges}|{class_esc}|{in_class})"
+    first = f"(?:{ranges}|{class_esc}|{first_lit})"
+    # `^` right after `[` negates; `[^]` is "anything" to ECMA and unterminated to Python
+    char_class = rf"\[(?:\^?-{item}*|{first}{item}*|\^{item}+)-?\]"
+    return f"(?:{lit}|{esc}|\\.|{char_class})"
+
+
+def _regex_quantifier() -> str:
+    """An optional quantifier: `* + ?` or braces with m <= n, then an optional lazy `?`."""
+    same1 = "|".join(f"{a},[{a}-9]" for a in "0123456789")
+    same2 = "|".join(f"{a}[0-9],[{int(a) + 1}-9][0-9]" for a in "12345678")
+    same2 += "|" + "|".join(f"{a}{b},{a}[{b}-9]" for a in "123456789" for b in "0123456789")
+    num = "(?:0|[1-9][0-9]{0,2})"
+    bounds = (rf"\{{(?:{num},?|{same1}|{same2}|[0-9],[1-9][0-9]{{1,2}}"
+              r"|[1-9][0-9],[1-9][0-9]{2})\}")
+    return rf"(?:(?:[*+?]|{bounds})\??)?"
+
+
+_REGEX_ATOM, _REGEX_QUANTIFIER = _regex_atom(), _regex_quantifier()
+
+
+def regex_format(pool: ExprPool, regex: Callable[[str], int]) -> int:
+    """The `regex` format's expression; `regex(text)` compiles a piece over the caller's
+    characters."""
+    quant, close = regex(_REGEX_QUANTIFIER), regex(r"\)")
+    open_group = regex(r"\((?:\?:)?")
+
+    def group(body: int) -> int:
+        return pool.cat_all([open_group, body, close, quant])
+
+    # `|` may stand anywhere: empty alternatives are valid
+    piece = pool.alt([pool.cat(regex(_REGEX_ATOM), quant), regex(r"\^|\$|\\[bB]|\|")])
+    body = pool.rep(piece, 0, None)  # no groups inside
+    for _ in range(2):  # groups one, then two deep inside
+        body = pool.rep(pool.alt([piece, group(body)]), 0, None)
+    lookahead = pool.cat_all([regex(r"\(\?[=!]"), body, close])  # unquantified: `u` forbids it
+    return pool.rep(pool.alt([piece, group(body), lookahead]), 0, None)
+
+
+FORMATS: dict[str, str | FormatBuilder] = {
     "date": DATE,
     "time": TIME,
     "date-time": DATE_TIME,
@@ -76,5 +143,5 @@ FORMATS: dict[str, str] = {
     "ipv4": IPV4,
     "uri": URI,
     "uri-reference": URI_REFERENCE,
-    "regex": REGEX,
+    "regex": regex_format,
 }

@@ -78,11 +78,12 @@ def quoted(pool: ExprPool, content: int) -> int:
 
 
 def string_content(pool: ExprPool, min_len: int = 0, max_len: int | None = None,
-                   patterns: tuple[str, ...] = (), formats: tuple[str, ...] = ()) -> int:
+                   patterns: tuple[str, ...] = (), formats: tuple = ()) -> int:
     """Encoded content (without quotes) of strings with min_len..max_len characters that
     contain a match of every `pattern` (ECMA search semantics) and fully match every
-    `formats` regex (given over decoded characters). Memoized on the arguments: `$ref`
-    targets unrolled several times ask for the same strings again."""
+    `formats` regex (given over decoded characters, or built by a `FormatBuilder`).
+    Memoized on the arguments: `$ref` targets unrolled several times ask for the same
+    strings again."""
     key = ("string_content", min_len, max_len, patterns, formats)
     e = pool.memo.get(key)
     if e is None:
@@ -91,13 +92,14 @@ def string_content(pool: ExprPool, min_len: int = 0, max_len: int | None = None,
 
 
 def _string_content(pool: ExprPool, min_len: int, max_len: int | None,
-                    patterns: tuple[str, ...], formats: tuple[str, ...]) -> int:
+                    patterns: tuple[str, ...], formats: tuple) -> int:
     parts = [pool.rep(json_char(pool), min_len, max_len)]
     chars = lambda r: json_chars(pool, r)  # noqa: E731
     for p in patterns:
         parts.append(regex_expr(pool, p, flavor="ecma", chars=chars))
+    python_regex = lambda text: regex_expr(pool, text, flavor="python", chars=chars)  # noqa: E731
     for f in formats:
-        parts.append(regex_expr(pool, f, flavor="python", chars=chars))
+        parts.append(f(pool, python_regex) if callable(f) else python_regex(f))
     if len(parts) == 1:
         return parts[0]
     if min_len == 0 and max_len is None:

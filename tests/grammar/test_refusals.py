@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 
 import jsonschema
 import pytest
@@ -113,30 +112,6 @@ def test_random_outputs_validate(byte_compiler, index):
 def test_uri_format_is_rfc3986(byte_compiler, text, ok):
     g = byte_compiler.compile(GrammarSpec.json_schema({"type": "string", "format": "uri"}))
     assert g.accepts_text(json.dumps(text)) == ok
-
-
-@pytest.mark.parametrize("text,ok", [("^ab+c.*$", True), ("", True), ("*", False),
-                                     ("a**", False), ("a(b)", False), ("\\", False)])
-def test_regex_format_is_a_sound_subset(byte_compiler, text, ok):
-    g = byte_compiler.compile(GrammarSpec.json_schema({"type": "string", "format": "regex"}))
-    assert g.accepts_text(json.dumps(text)) == ok
-
-
-def test_regex_format_outputs_compile(byte_compiler):
-    g = byte_compiler.compile(GrammarSpec.json_schema({"type": "string", "format": "regex"}))
-    rng = random.Random(7)
-    for _ in range(100):
-        m = g.matcher()
-        out: list[int] = []
-        for _ in range(rng.randrange(20)):
-            ids = [t for t in m.allowed_token_ids().tolist() if t not in g.vocab.eos_token_ids]
-            if not ids:
-                break
-            out.append(rng.choice(ids))
-            assert m.accept_token(out[-1])
-        closing = m.closing_token_ids()
-        assert m.accept_tokens(closing) and m.is_accepting()
-        re.compile(json.loads(bytes(out + closing).decode()))
 
 
 def test_one_of_required_only_branches_exclude_each_other(byte_compiler):
