@@ -15,6 +15,7 @@ For schemas from simple to deeply nested:
 
     python -m bench.grammar [--repeat 3] [--no-engine]
     python -m bench.grammar --corpus .../jsonschemabench/maskbench/data [--sample 500]
+        (tines, then llguidance and xgrammar where installed, on the same schemas)
     python -m bench.grammar --corpus DIR --sample 150 --dump-masks masks.json
 
 `--dump-masks` also writes a hash of every mask along every valid instance (and each test's
@@ -266,17 +267,20 @@ def main() -> int:
     ap.add_argument("--dump-masks", type=Path, help="with --corpus: write mask hashes here")
     args = ap.parse_args()
     if args.corpus is not None:
-        from bench.schemas.corpus import report, run, sample_files
+        from bench.schemas.corpus import available_backends, report, run, sample_files
 
         vocab, encode, _ = load_default_model()
         vocab.prepare()  # the mask layouts, built at start-up as the engine's compiler does
-        r = run(sample_files(args.corpus, args.sample, 0), vocab, encode,
-                hash_masks=args.dump_masks is not None)
+        files = sample_files(args.corpus, args.sample, 0)
+        r = run(files, vocab, encode, hash_masks=args.dump_masks is not None)
         report(r)
         if args.dump_masks is not None:
             args.dump_masks.write_text(json.dumps(r["mask_hashes"]))
             print(f"{sum(map(len, r['mask_hashes'].values()))} entries for "
                   f"{len(r['mask_hashes'])} schemas")
+            return 0
+        for peer in available_backends()[1:]:  # the peers in the same run
+            report(run(files, vocab, encode, backend=peer))
         return 0
     try:
         vocab, encode, _ = load_default_model()
