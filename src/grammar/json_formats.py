@@ -16,7 +16,7 @@ regular language allows:
 - uri, uri-reference: RFC 3986 syntax (scheme required for uri); IP-literal hosts (`[::1]`)
   are left out.
 - regex: a sound subset (classes, escapes, groups three deep, bounded quantifiers;
-  see `_regex_format`).
+  see `regex_format`).
 Other format names are annotations with a warning (see `json_schema.py`).
 """
 
