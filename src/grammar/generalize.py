@@ -14,12 +14,23 @@ state, and the same nullability, so the same EOS bit.
 With `max_len` below the longest token, the result's mask is exact for the tokens of at
 most `max_len` bytes: `TokenIndex` uses that (12 bytes) for counts between 12 and the
 longest token, and walks the ~2k longer tokens from the real state.
+
+One AND is generalized too: a string's length bound beside its patterns, `AND(REP(u, lo,
+hi), X...)` where `u` is a unit registered with `register_unit_bound` (a JSON character:
+every X then spells whole units). Lifting `hi` to unbounded keeps the mask exact when
+`hi - max_len >= lo + W`, W bounding the shortest completion of every derivative of every X
+(`worst_completion`): the walk cannot run out of count, and an end state that is live
+without the bound has a completion within it (take `lo` more units of a live string, then
+finish X within W bytes). Without it every character of a pattern with a `maxLength` was a
+new state and a new mask.
 """
 
 from __future__ import annotations
 
 from .automaton import Automaton
-from .expr import ALT, CAT, REP, ExprPool
+from .expr import ALT, AND, BYTES, CAT, EMPTY, NEVER, REP, ExprPool
+
+UNIT_BOUNDS = "unit_bounds"  # pool.memo: {unit expression: True}, see register_unit_bound
 
 
 def generalize(pool: ExprPool, e: int, max_len: int) -> int:
@@ -31,7 +42,9 @@ def generalize(pool: ExprPool, e: int, max_len: int) -> int:
     if r is not None:
         return r
     k = pool.kind[e]
-    if k not in (CAT, ALT, REP):  # AND/NOT/FSM (kept whole), BYTES, EMPTY, NEVER
+    if k == AND:
+        r = _lift_count(pool, e, max_len)
+    elif k not in (CAT, ALT, REP):  # NOT/FSM (kept whole), BYTES, EMPTY, NEVER
         r = e
     elif k == CAT:  # iterative over the chain: a long literal is a long CAT chain
         chain, cur = [], e
@@ -47,6 +60,106 @@ def generalize(pool: ExprPool, e: int, max_len: int) -> int:
         lo, hi = pool.y[e]
         r = pool.rep(generalize(pool, pool.x[e], max_len), min(lo, max_len + 1),
                      None if hi is None or hi > max_len else hi)
+    memo[e] = r
+    return r
+
+
+def register_unit_bound(pool: ExprPool, unit: int) -> None:
+    """Declare that wherever an AND holds `REP(unit, lo, hi)` (possibly after the rest of a
+    unit begun), its other conjuncts spell whole units only, so `generalize` may lift the
+    count (as `json_strings` does for a string's length beside its patterns)."""
+    pool.memo.setdefault(UNIT_BOUNDS, {})[unit] = True
+
+
+def _lift_count(pool: ExprPool, e: int, max_len: int) -> int:
+    """The AND `e` with its unit count made unbounded where that cannot change a mask of
+    walks of at most `max_len` bytes (see the module docstring), else `e`."""
+    units = pool.memo.get(UNIT_BOUNDS)
+    if not units:
+        return e
+    counted, others = None, []
+    for c in pool.x[e]:
+        heads, last = _chain(pool, c)
+        if pool.kind[last] == REP and pool.x[last] in units and counted is None:
+            counted = (heads, last)
+        else:
+            others.append(c)
+    if counted is None or any(pool.boolean[x] for x in [*others, *counted[0]]):
+        return e
+    heads, rep = counted
+    lo, hi = pool.y[rep]
+    bounds = [worst_completion(pool, x) for x in others]
+    if hi is None or None in bounds or hi - max_len < lo + max(bounds, default=0):
+        return e
+    lifted = pool.cat_all([*heads, pool.rep(pool.x[rep], lo, None)])
+    return pool.and_([lifted, *others])
+
+
+def _chain(pool: ExprPool, e: int) -> tuple[list[int], int]:
+    """A CAT chain as (its elements but the last, the last)."""
+    heads = []
+    while pool.kind[e] == CAT:
+        heads.append(pool.x[e])
+        e = pool.y[e]
+    return heads, e
+
+
+def worst_completion(pool: ExprPool, e: int) -> int | None:
+    """A bound, in bytes, on the shortest completion of every derivative of `e`: from
+    wherever a string of `e` has got to, one can finish within this many bytes. None for
+    expressions with AND/NOT/FSM or rule references. Memoized in `pool.memo`."""
+    memo = pool.memo.setdefault("worst_completion", {})
+    if e in memo:
+        return memo[e]
+    k = pool.kind[e]
+    if k in (NEVER, EMPTY):
+        r = 0
+    elif k == BYTES:
+        r = 1
+    elif k == CAT:  # iterative over the chain: max(W(head) + minlen(tail), W(tail))
+        heads, last = _chain(pool, e)
+        r, tail_min = worst_completion(pool, last), _min_len(pool, last)
+        for h in reversed(heads):
+            wh, mh = worst_completion(pool, h), _min_len(pool, h)
+            if None in (r, tail_min, wh, mh):
+                r = None
+                break
+            r, tail_min = max(wh + tail_min, r), mh + tail_min
+    elif k == ALT:
+        kids = [worst_completion(pool, c) for c in pool.x[e]]
+        r = None if None in kids else max(kids)
+    elif k == REP:
+        lo = pool.y[e][0]
+        w, m = worst_completion(pool, pool.x[e]), _min_len(pool, pool.x[e])
+        r = None if None in (w, m) else w + max(lo - 1, 0) * m
+    else:
+        r = None
+    memo[e] = r
+    return r
+
+
+def _min_len(pool: ExprPool, e: int) -> int | None:
+    """Length of the shortest string of a non-boolean expression (None otherwise)."""
+    memo = pool.memo.setdefault("min_len", {})
+    if e in memo:
+        return memo[e]
+    k = pool.kind[e]
+    if k == EMPTY:
+        r = 0
+    elif k == BYTES:
+        r = 1
+    elif k == CAT:
+        heads, last = _chain(pool, e)
+        parts = [_min_len(pool, x) for x in [*heads, last]]
+        r = None if None in parts else sum(parts)
+    elif k == ALT:
+        kids = [_min_len(pool, c) for c in pool.x[e]]
+        r = None if None in kids else min(kids)
+    elif k == REP:
+        m = _min_len(pool, pool.x[e])
+        r = None if m is None else pool.y[e][0] * m
+    else:
+        r = None
     memo[e] = r
     return r
 

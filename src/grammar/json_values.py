@@ -17,6 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .expr import ExprPool
+from .generalize import register_unit_bound
 from .json_numbers import JSON_NUMBER, UNIVERSE_NUMBER, decimal_regex
 from .json_strings import encode_string, json_char, quoted
 from .regex import regex_expr
@@ -30,6 +31,9 @@ class JsonSyntax:
         self.pool = pool
         self.ws = ws
         self.any_depth = any_depth
+        # a string's length bound is a count of JSON characters beside patterns and formats
+        # that spell whole characters: masks may share it (`generalize.py`)
+        register_unit_bound(pool, json_char(pool))
         lit = pool.literal
         if separators is None:
             self.comma = pool.cat_all([ws, lit(b","), ws])

@@ -106,6 +106,43 @@ def test_long_counted_strings_share_one_mask_across_lengths(vocab):
     assert g.index.num_computed == computed
 
 
+def test_a_length_bound_beside_a_pattern_shares_one_mask_across_lengths(vocab):
+    g = CompiledGrammar(GrammarSpec.json_schema(
+        {"type": "string", "maxLength": 300, "pattern": "^[a-z ]+$"}), vocab)
+    s1, s2 = state_after(g, b'"ab'), state_after(g, b'"abc')
+    general = g.index._counts.general
+    max_len = vocab.layout.max_len
+    assert s1 != s2 and general(s1, max_len) == general(s2, max_len)
+    m1 = mask_ids(g, s1)
+    computed = g.index.num_computed
+    assert mask_ids(g, s2) == m1 == brute_force_ids(g, s2)
+    assert g.index.num_computed == computed
+
+
+def test_a_length_bound_near_its_end_is_kept_exact(vocab):
+    """Lifting needs room for the longest token and the pattern's completion: with fewer
+    characters left the state is its own generalization."""
+    g = CompiledGrammar(GrammarSpec.json_schema(
+        {"type": "string", "maxLength": 24, "pattern": "^a*b?$"}), vocab)
+    max_len = vocab.layout.max_len
+    lifted = [g.index._counts.general(s, max_len) != s
+              for s in (state_after(g, b'"' + b"a" * n) for n in range(6))]
+    assert lifted[0] and not lifted[-1]
+
+
+def test_worst_completion_bounds_every_derivative():
+    from tines.grammar.expr import ExprPool
+    from tines.grammar.generalize import worst_completion
+    from tines.grammar.regex import regex_expr
+
+    pool = ExprPool()
+    assert worst_completion(pool, regex_expr(pool, "ab*c")) == 2  # "ac" from the start
+    assert worst_completion(pool, regex_expr(pool, "(?:xyz)+")) == 3
+    assert worst_completion(pool, regex_expr(pool, "a{3}")) == 3
+    assert worst_completion(pool, pool.and_([regex_expr(pool, "a+"),
+                                             regex_expr(pool, "a{2}")])) is None
+
+
 def test_counts_below_the_longest_token_share_a_mask_for_short_tokens(vocab):
     g = CompiledGrammar(GrammarSpec.json_schema({"type": "string", "maxLength": 18}), vocab)
     states = [state_after(g, b'"' + b"a" * n) for n in range(6)]  # counts 18..13
@@ -118,7 +155,8 @@ def test_counts_below_the_longest_token_share_a_mask_for_short_tokens(vocab):
 @pytest.mark.parametrize("schema", [
     {"type": "string", "maxLength": 9},  # shorter than the longest token: not generalized
     {"type": "string", "minLength": 200, "maxLength": 250},
-    {"type": "string", "maxLength": 300, "pattern": "^a*b?$"},  # inside AND: kept whole
+    {"type": "string", "maxLength": 300, "pattern": "^a*b?$"},  # a pattern beside: lifted
+    {"type": "string", "maxLength": 24, "pattern": "^a*b?$"},  # lifted, then near the end not
 ])
 def test_counted_string_masks_equal_brute_force_at_every_length(vocab, schema):
     g = CompiledGrammar(GrammarSpec.json_schema(schema), vocab)
