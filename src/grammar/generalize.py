@@ -184,10 +184,16 @@ class CountGeneralizer:
         return aut.state(generalize(aut.pool, aut.node_of[sid], max_len))
 
     def general_short(self, sid: int, max_len: int) -> int | None:
-        """`general(sid, max_len)` for states without boolean parts (AND/NOT/FSM), else
-        None: a boolean part is kept whole and usually changes with every token, so a
-        generalization for short tokens would rarely be shared."""
+        """`general(sid, max_len)` for states without boolean parts (AND/NOT/FSM) or led
+        by a length bound `_lift_count` lifts for `max_len`, else None: any other boolean
+        part is kept whole and usually changes with every token, so a generalization for
+        short tokens would rarely be shared."""
         aut = self.automaton
-        if not self.active or aut.pool.boolean[aut.node_of[sid]]:
+        if not self.active:
             return None
+        pool, node = aut.pool, aut.node_of[sid]
+        if pool.boolean[node]:
+            head = pool.x[node] if pool.kind[node] == CAT else node
+            if pool.kind[head] != AND or _lift_count(pool, head, max_len) == head:
+                return None
         return self.general(sid, max_len)

@@ -130,6 +130,14 @@ def test_a_length_bound_near_its_end_is_kept_exact(vocab):
     assert lifted[0] and not lifted[-1]
 
 
+def test_a_short_length_bound_beside_a_pattern_shares_a_mask_for_short_tokens(vocab):
+    g = CompiledGrammar(GrammarSpec.json_schema(
+        {"type": "string", "maxLength": 18, "pattern": "^a*b?$"}), vocab)
+    states = [state_after(g, b'"' + b"a" * n) for n in range(4)]  # counts 18..15
+    assert len({g.index._counts.general(s, vocab.layout.max_len) for s in states}) == 4
+    assert len({g.index._counts.general_short(s, SHORT_TOKEN) for s in states}) == 1
+
+
 def test_worst_completion_bounds_every_derivative():
     from tines.grammar.expr import ExprPool
     from tines.grammar.generalize import worst_completion
@@ -157,6 +165,7 @@ def test_counts_below_the_longest_token_share_a_mask_for_short_tokens(vocab):
     {"type": "string", "minLength": 200, "maxLength": 250},
     {"type": "string", "maxLength": 300, "pattern": "^a*b?$"},  # a pattern beside: lifted
     {"type": "string", "maxLength": 24, "pattern": "^a*b?$"},  # lifted, then near the end not
+    {"type": "string", "maxLength": 18, "pattern": "^a*b?$"},  # lifted for short tokens only
 ])
 def test_counted_string_masks_equal_brute_force_at_every_length(vocab, schema):
     g = CompiledGrammar(GrammarSpec.json_schema(schema), vocab)
