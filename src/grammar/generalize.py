@@ -15,14 +15,15 @@ With `max_len` below the longest token, the result's mask is exact for the token
 most `max_len` bytes: `TokenIndex` uses that (12 bytes) for counts between 12 and the
 longest token, and walks the ~2k longer tokens from the real state.
 
-One AND is generalized too: a string's length bound beside its patterns, `AND(REP(u, lo,
-hi), X...)` where `u` is a unit registered with `register_unit_bound` (a JSON character:
-every X then spells whole units). Lifting `hi` to unbounded keeps the mask exact when
-`hi - max_len >= lo + W`, W bounding the shortest completion of every derivative of every X
+One AND is generalized too: a string's length bound beside its pattern, `AND(REP(u, lo,
+hi), X)` where `u` is a unit registered with `register_unit_bound` (a JSON character: X
+then spells whole units). Lifting `hi` to unbounded keeps the mask exact when
+`hi - max_len >= lo + W`, W bounding the shortest completion of every derivative of X
 (`worst_completion`): the walk cannot run out of count, and an end state that is live
 without the bound has a completion within it (take `lo` more units of a live string, then
-finish X within W bytes). Without it every character of a pattern with a `maxLength` was a
-new state and a new mask.
+finish X within W bytes). With two conjuncts beside the count (a pattern and a format)
+their common completion has no such bound, so the AND is kept whole. Without the lift
+every character of a pattern with a `maxLength` was a new state and a new mask.
 """
 
 from __future__ import annotations
@@ -84,15 +85,16 @@ def _lift_count(pool: ExprPool, e: int, max_len: int) -> int:
             counted = (heads, last)
         else:
             others.append(c)
-    if counted is None or any(pool.boolean[x] for x in [*others, *counted[0]]):
+    if counted is None or len(others) != 1 or any(pool.boolean[x]
+                                                 for x in [*others, *counted[0]]):
         return e
     heads, rep = counted
     lo, hi = pool.y[rep]
-    bounds = [worst_completion(pool, x) for x in others]
-    if hi is None or None in bounds or hi - max_len < lo + max(bounds, default=0):
+    bound = worst_completion(pool, others[0])
+    if hi is None or bound is None or hi - max_len < lo + bound:
         return e
     lifted = pool.cat_all([*heads, pool.rep(pool.x[rep], lo, None)])
-    return pool.and_([lifted, *others])
+    return pool.and_([lifted, others[0]])
 
 
 def _chain(pool: ExprPool, e: int) -> tuple[list[int], int]:

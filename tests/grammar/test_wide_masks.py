@@ -204,3 +204,14 @@ def test_masks_on_the_real_vocabulary_equal_the_flat_walk(real_vocab, encode, sc
         num_wide += np.count_nonzero(g.automaton.row(sid)) > WIDE_FIRST_BYTES
         assert m.accept_token(tok)
     assert num_wide >= 3  # the shortcut was exercised
+
+
+def test_a_length_bound_beside_two_conjuncts_is_kept_whole(vocab):
+    """A pattern and a format can each finish soon but not together: no bound on their
+    common completion, so the count is not lifted."""
+    g = CompiledGrammar(GrammarSpec.json_schema(
+        {"type": "string", "maxLength": 300, "pattern": "^[0-9a-f-]*$", "format": "uuid"}),
+        vocab)
+    sid = state_after(g, b'"12')
+    assert g.index._counts.general(sid, vocab.layout.max_len) == sid
+    assert mask_ids(g, sid) == brute_force_ids(g, sid)
