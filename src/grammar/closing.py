@@ -35,10 +35,9 @@ import numpy as np
 
 from .automaton import DEAD, Automaton
 from .bitmask import ids_to_bitmask
-from .expr import ALT, AND, BYTES, CAT, EMPTY, FSM, NOT, REP
+from .lengths import INF, min_len
 from .token_index import TokenIndex
 
-INF = 1 << 40
 # A* expansions allowed per closing search; past it the state has no known closing path
 # (only boolean expressions with wide dead regions come near it).
 MAX_EXPANSIONS = 20_000
@@ -50,7 +49,6 @@ class ClosingIndex:
         self.index = index
         self.vocab = index.vocab
         self.max_cached_successors = max_cached_successors
-        self._min_len: dict[int, int] = {}  # expression node -> shortest string length bound
         self._dist: dict[int, int] = {}  # state -> shortest closing length in bytes (exact)
         self._next: dict[int, int] = {}  # state -> next byte on its closing path
         self._tokens: dict[int, tuple[int, int]] = {}  # state -> (first token, token count)
@@ -59,49 +57,6 @@ class ClosingIndex:
 
     # ---- bytes --------------------------------------------------------------------------
 
-    def min_len(self, e: int) -> int:
-        """Length of the shortest string in expression `e` (a lower bound under AND/NOT/FSM;
-        INF for NEVER)."""
-        memo = self._min_len
-        r = memo.get(e)
-        if r is not None:
-            return r
-        p = self.automaton.pool
-        stack = [e]
-        while stack:  # post-order without recursion: CAT chains can be thousands deep
-            n = stack[-1]
-            if n in memo:
-                stack.pop()
-                continue
-            k = p.kind[n]
-            kids = (p.x[n], p.y[n]) if k == CAT else p.x[n] if k in (ALT, AND) else \
-                (p.x[n],) if k in (REP, NOT) else ()
-            if k == NOT:
-                kids = ()  # bound from nullability alone
-            pending = [c for c in kids if c not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if k == EMPTY:
-                v = 0
-            elif k == BYTES:
-                v = 1
-            elif k == CAT:
-                v = min(INF, memo[p.x[n]] + memo[p.y[n]])
-            elif k == ALT:
-                v = min(memo[c] for c in p.x[n])
-            elif k == AND:
-                v = max(memo[c] for c in p.x[n])
-            elif k == REP:
-                lo = p.y[n][0]
-                v = 0 if lo == 0 else min(INF, lo * memo[p.x[n]])
-            elif k in (NOT, FSM):
-                v = 0 if p.nullable[n] else 1
-            else:  # NEVER
-                v = INF
-            memo[n] = v
-        return memo[e]
 
     def distance(self, sid: int) -> int | None:
         """Bytes on the shortest path from `sid` to acceptance (None: search gave up)."""
@@ -134,7 +89,7 @@ class ClosingIndex:
 
         def h(s: int) -> int:
             d = dist.get(s)
-            return d if d is not None else self.min_len(aut.node_of[s])
+            return d if d is not None else min_len(aut.pool, aut.node_of[s])
 
         best = {start: 0}
         parent: dict[int, tuple[int, int]] = {}
@@ -218,7 +173,7 @@ class ClosingIndex:
         (exact, and no search) when the state has no AND/NOT/FSM, else `min_tokens`."""
         node = self.automaton.node_of[sid]
         if not self.automaton.pool.boolean[node]:
-            n = self.min_len(node)
+            n = min_len(self.automaton.pool, node)
             return None if n >= INF else n
         return self.min_tokens(sid)
 

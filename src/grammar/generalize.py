@@ -29,7 +29,8 @@ every character of a pattern with a `maxLength` was a new state and a new mask.
 from __future__ import annotations
 
 from .automaton import Automaton
-from .expr import ALT, AND, BYTES, CAT, EMPTY, NEVER, REP, ExprPool
+from .expr import ALT, AND, CAT, REP, ExprPool
+from .lengths import cat_parts, worst_completion
 
 UNIT_BOUNDS = "unit_bounds"  # pool.memo: {unit expression: True}, see register_unit_bound
 
@@ -80,7 +81,7 @@ def _lift_count(pool: ExprPool, e: int, max_len: int) -> int:
         return e
     counted, others = None, []
     for c in pool.x[e]:
-        heads, last = _chain(pool, c)
+        heads, last = cat_parts(pool, c)
         if pool.kind[last] == REP and pool.x[last] in units and counted is None:
             counted = (heads, last)
         else:
@@ -95,75 +96,6 @@ def _lift_count(pool: ExprPool, e: int, max_len: int) -> int:
         return e
     lifted = pool.cat_all([*heads, pool.rep(pool.x[rep], lo, None)])
     return pool.and_([lifted, others[0]])
-
-
-def _chain(pool: ExprPool, e: int) -> tuple[list[int], int]:
-    """A CAT chain as (its elements but the last, the last)."""
-    heads = []
-    while pool.kind[e] == CAT:
-        heads.append(pool.x[e])
-        e = pool.y[e]
-    return heads, e
-
-
-def worst_completion(pool: ExprPool, e: int) -> int | None:
-    """A bound, in bytes, on the shortest completion of every derivative of `e`: from
-    wherever a string of `e` has got to, one can finish within this many bytes. None for
-    expressions with AND/NOT/FSM or rule references. Memoized in `pool.memo`."""
-    memo = pool.memo.setdefault("worst_completion", {})
-    if e in memo:
-        return memo[e]
-    k = pool.kind[e]
-    if k in (NEVER, EMPTY):
-        r = 0
-    elif k == BYTES:
-        r = 1
-    elif k == CAT:  # iterative over the chain: max(W(head) + minlen(tail), W(tail))
-        heads, last = _chain(pool, e)
-        r, tail_min = worst_completion(pool, last), _min_len(pool, last)
-        for h in reversed(heads):
-            wh, mh = worst_completion(pool, h), _min_len(pool, h)
-            if None in (r, tail_min, wh, mh):
-                r = None
-                break
-            r, tail_min = max(wh + tail_min, r), mh + tail_min
-    elif k == ALT:
-        kids = [worst_completion(pool, c) for c in pool.x[e]]
-        r = None if None in kids else max(kids)
-    elif k == REP:
-        lo = pool.y[e][0]
-        w, m = worst_completion(pool, pool.x[e]), _min_len(pool, pool.x[e])
-        r = None if None in (w, m) else w + max(lo - 1, 0) * m
-    else:
-        r = None
-    memo[e] = r
-    return r
-
-
-def _min_len(pool: ExprPool, e: int) -> int | None:
-    """Length of the shortest string of a non-boolean expression (None otherwise)."""
-    memo = pool.memo.setdefault("min_len", {})
-    if e in memo:
-        return memo[e]
-    k = pool.kind[e]
-    if k == EMPTY:
-        r = 0
-    elif k == BYTES:
-        r = 1
-    elif k == CAT:
-        heads, last = _chain(pool, e)
-        parts = [_min_len(pool, x) for x in [*heads, last]]
-        r = None if None in parts else sum(parts)
-    elif k == ALT:
-        kids = [_min_len(pool, c) for c in pool.x[e]]
-        r = None if None in kids else min(kids)
-    elif k == REP:
-        m = _min_len(pool, pool.x[e])
-        r = None if m is None else pool.y[e][0] * m
-    else:
-        r = None
-    memo[e] = r
-    return r
 
 
 class CountGeneralizer:

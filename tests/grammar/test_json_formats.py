@@ -68,9 +68,9 @@ def test_ipv4():
 
 
 REGEX_SCHEMA = {"type": "string", "format": "regex"}
-VALID_REGEXES = ["^ab+c.*$", "^[a-zA-Z0-9_]{3,16}$", r"^\d{3}-\d{4}$", r"^(?=.*[A-Z])(?=.*\d).{8,}$",
-                 "^(https?://)?[a-z]+\\.(com|org)$", r"\bword\b", r'[^"\\]+', "(a|b)*?c",
-                 "x{10,12}", "[-a][a-][^^]", "(((a)))", "", "a|"]
+VALID_REGEXES = ["^ab+c.*$", "^[a-zA-Z0-9_]{3,16}$", r"^\d{3}-\d{4}$",
+                 r"^(?=.*[A-Z])(?=.*\d).{8,}$", "^(https?://)?[a-z]+\\.(com|org)$", r"\bword\b",
+                 r'[^"\\]+', "(a|b)*?c", "x{10,12}", "[-a][a-][^^]", "(((a)))", "", "a|"]
 INVALID_REGEXES = ["*", "[z-a]", "a{3,1}", "(", ")", "a**", "[]", "*a", "[a", "^*", "[^]",
                    "\\", r"\1"]
 OUTSIDE_THE_SUBSET = ["(?<=a)b", "(?=a)*", "((((a))))"]  # valid, left out (see json_formats)

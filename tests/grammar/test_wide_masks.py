@@ -140,7 +140,7 @@ def test_a_short_length_bound_beside_a_pattern_shares_a_mask_for_short_tokens(vo
 
 def test_worst_completion_bounds_every_derivative():
     from tines.grammar.expr import ExprPool
-    from tines.grammar.generalize import worst_completion
+    from tines.grammar.lengths import worst_completion
     from tines.grammar.regex import regex_expr
 
     pool = ExprPool()

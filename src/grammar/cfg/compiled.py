@@ -20,6 +20,7 @@ from collections.abc import Callable
 from ..automaton import Automaton
 from ..automaton_grammar import AutomatonGrammar
 from ..closing import ClosingIndex
+from ..lengths import known_min_lens
 from ..token_index import TokenIndex
 from .index import CfgTokenIndex
 from ..vocabulary import TokenVocabulary
@@ -52,7 +53,7 @@ class CfgClosingIndex(ClosingIndex):
 
     def __init__(self, automaton: Automaton, index: TokenIndex, pool: CfgPool):
         super().__init__(automaton, index)
-        self._min_len.update(pool.rule_min_lens())
+        known_min_lens(pool).update(pool.rule_min_lens())
 
 
 class CfgGrammar(AutomatonGrammar):
