@@ -32,7 +32,7 @@ from .bitmask import (allocate_token_bitmask, apply_token_bitmask_numpy, bitmask
 from .choices import dtype_regex
 from .compiler import CompiledGrammar, GrammarCompiler, GrammarSpec, allowed_token_ids
 from .errors import EmptyLanguageError, GrammarError, UnsupportedSchemaError
-from .json_schema import JsonOptions
+from .json_options import JsonOptions
 from .jump_forward import JumpForward, apply_jump_forward, jump_forward
 from .matcher import GrammarMatcher
 from .vocabulary import TokenVocabulary

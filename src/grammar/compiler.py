@@ -29,8 +29,9 @@ from .choices import choices_expr
 from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
-from .json_schema import JsonOptions, json_schema_expr, whitespace_expr
-from .json_values import JsonSyntax
+from .json_options import JsonOptions
+from .json_schema import json_schema_expr
+from .json_values import JsonSyntax, whitespace_expr
 from .regex import regex_expr
 from .structural_tag import needs_cfg, structural_tag_expr
 from .token_index import TokenIndex

@@ -25,6 +25,8 @@ Decisions (the issue leaves these to us):
   types, different `const`/`enum` values, a required member whose values cannot meet, or
   scalar branches whose grammars do not intersect: `json_oneof.py`), and otherwise each
   branch excludes the others by negation (below).
+- Numbers and strings (ranges, `multipleOf`, lengths, patterns, formats) are
+  `json_scalars.py`; arrays `json_arrays.py`; objects `json_objects.py`.
 - `enum`/`const` values are kept when they satisfy the rest of the schema object.
 - `not`, `if`/`then`/`else` and overlapping `oneOf` branches use complements where the
   negated schema's grammar is exact (see `json_logic.py`), and De Morgan over the negated
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import permutations
 
 from .automaton import Automaton
@@ -51,41 +53,22 @@ from .errors import GrammarError, UnsupportedSchemaError
 from .expr import ExprPool
 from .json_arrays import array_expr
 from .json_flat import Ctx, Flat, ObjectClause, Sub, merge
-from .json_formats import FORMATS
 from .json_keywords import json_equal, legacy_dependencies, own_flat
-from .json_numbers import (JSON_DECIMAL, JSON_INTEGER, JSON_INTEGER_FRACTION, MultipleOf,
-                           decimal_regex, integer_bounds, integer_regex)
+from .json_numbers import JSON_INTEGER_FRACTION
 from .json_logic import compile_negations, exact_flats, negated_required
 from .json_negation import negated_options
 from .json_objects import object_expr
 from .json_oneof import one_of_branches
 from .json_refs import ROOT_URI, SchemaIndex
-from .json_strings import json_chars, quoted, string_content
+from .json_options import JsonOptions
+from .json_scalars import number_expr, string_expr
+from .json_strings import json_chars
 from .json_values import JsonSyntax, whitespace_expr
 from .regex import regex_expr
 
 logger = logging.getLogger(__name__)
 
 MAX_BRANCHES = 256
-MAX_DIVISOR = 10_000  # multipleOf m = a / 10**s with a above this is refused (liveness cost)
-
-
-@dataclass(frozen=True, slots=True)
-class JsonOptions:
-    whitespace: str | None = None  # regex placed wherever JSON allows whitespace
-    strict: bool = False  # close objects that do not set additionalProperties
-    max_recursion: int = 3  # times one $ref target may be entered on a path
-    any_depth: int = 8  # array/object nesting of unconstrained values
-    separators: tuple[str, str] | None = None  # exact (item, key) separators, e.g. (", ", ": ")
-    assert_formats: bool = True  # False: `format` is an annotation (the 2020-12 default)
-    refuse_unknown_formats: bool = False  # True: a format we cannot enforce raises
-    max_subschemas: int = 4000  # subschema compilations (unrolled $refs) before refusing
-
-    def __post_init__(self) -> None:
-        if self.max_recursion < 1 or self.any_depth < 0:
-            raise ValueError("max_recursion must be >= 1 and any_depth >= 0")
-        if self.separators is not None and self.whitespace is not None:
-            raise ValueError("set either whitespace or separators, not both")
 
 
 def json_schema_expr(pool: ExprPool, schema, options: JsonOptions = JsonOptions(),
@@ -243,9 +226,9 @@ class SchemaCompiler:
         if f.allows("boolean"):
             parts.append(syn.boolean)
         if f.allows("number") or f.allows("integer"):
-            parts.append(self._number(f))
+            parts.append(number_expr(self, f))
         if f.allows("string"):
-            parts.append(self._string(f))
+            parts.append(string_expr(self, f))
         if f.allows("array"):
             parts.append(syn.array(inner) if f.free_arrays() else array_expr(self, f))
         if f.allows("object"):
@@ -308,53 +291,6 @@ class SchemaCompiler:
                 out.append(self.syntax.literal_value(v))
         return self.pool.alt(out)
 
-    def _number(self, f: Flat) -> int:
-        g = self._number_range(f)
-        if not f.multiple_of or g == self.pool.never:
-            return g
-        if g == self.syntax.number:  # multiples are written positionally
-            g = regex_expr(self.pool, JSON_DECIMAL)
-        fsms = [MultipleOf(m) for m in f.multiple_of]
-        if any(x.a > MAX_DIVISOR for x in fsms):
-            raise UnsupportedSchemaError("multipleOf", f.ctx.pointer, "the divisor has more "
-                                         f"than {len(str(MAX_DIVISOR))} significant digits")
-        return self.pool.and_([g, *(self.pool.fsm(x) for x in fsms)])
-
-    def _number_range(self, f: Flat) -> int:
-        integer = not f.allows("number")
-        lo, lo_x = f.minimum if f.minimum else (None, False)
-        hi, hi_x = f.maximum if f.maximum else (None, False)
-        if integer:
-            if lo is None and hi is None:
-                return regex_expr(self.pool, JSON_INTEGER + self.integer_fraction)
-            r = integer_regex(*integer_bounds(lo, hi, lo_x, hi_x))
-            if r is None:
-                return self.pool.never
-            return regex_expr(self.pool, r + self.integer_fraction)
-        if lo is None and hi is None:
-            return self.syntax.number
-        r = decimal_regex(lo, hi, lo_x, hi_x)
-        return self.pool.never if r is None else regex_expr(self.pool, r)
-
-    def _string(self, f: Flat) -> int:
-        if f.max_length is not None and f.min_length > f.max_length:
-            return self.pool.never
-        patterns = tuple(self.pattern(pat, ctx) for pat, ctx in f.patterns)
-        formats = []
-        for name, ctx in (f.formats if self.options.assert_formats else ()):
-            if name not in FORMATS:
-                if self.options.refuse_unknown_formats:
-                    raise UnsupportedSchemaError("format", ctx.pointer, f"unknown format {name!r}")
-                self._warn(f"format {name!r} at {ctx.pointer or '#'} is not enforced (unknown "
-                           "format: an annotation, as JSON Schema 2020-12 allows)")
-                continue
-            formats.append(FORMATS[name])
-        content = string_content(self.pool, f.min_length, f.max_length, (), tuple(formats))
-        if patterns:  # a pattern already spells only JSON characters: no AND with "any"
-            free = f.min_length == 0 and f.max_length is None and not formats
-            content = self.pool.and_(list(patterns) if free else [content, *patterns])
-        return quoted(self.pool, content)
-
     # ---- helpers used by objects/arrays/oneOf ---------------------------------------------
 
     def pattern(self, pat: str, ctx: Ctx, keyword: str = "pattern") -> int:
@@ -371,7 +307,7 @@ class SchemaCompiler:
             self._patterns[pat] = e
         return e
 
-    def _warn(self, message: str) -> None:
+    def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
             logger.warning(message)

@@ -27,7 +27,8 @@ from typing import Any
 from . import charset as cs
 from .errors import GrammarError
 from .expr import ExprPool
-from .json_schema import JsonOptions, SchemaCompiler
+from .json_options import JsonOptions
+from .json_schema import SchemaCompiler
 from .json_strings import json_chars
 from .regex import char_expr, regex_expr
 

@@ -42,7 +42,7 @@ from .branches import record_branch_logprobs
 from .drafting import Drafter
 from .config import EngineConfig
 from .handle import RequestError
-from .healing import Healing, HealedTextOutput, HealingMatcher, healing_vocabulary, plan_healing
+from .healing import HealedTextOutput, HealingMatcher, HealingPlans
 from .mask_prefetch import MaskPrefetch, reraise
 from .model_runner import ModelRunner, StepLogits
 from ..outputs import StreamDelta, TokenLogprob
@@ -73,8 +73,7 @@ class EngineCore(GrammarSteps):
         self.vocab_words = (self.vocab_size + 31) // 32
         self.mask_prefetch = MaskPrefetch(self.vocab_words, self._fill_mask)
         self._events: list[tuple[Callable[[Any], None], Any]] = []
-        self._healing: dict[str, Healing] = {}  # request id -> the prompt text it backed up
-        self._heal_vocab = None  # a TokenVocabulary, made on the first healed request
+        self.healing = HealingPlans(tokenizer, self.vocab_size)
 
     def reset_stats(self) -> None:
         """Forget the cache and every counter (after the warm-up requests)."""
@@ -104,7 +103,10 @@ class EngineCore(GrammarSteps):
     # --- requests in and out --------------------------------------------------------------
     def add(self, req: Request) -> None:
         if req.params.token_healing and not req.prefill_only:
-            self._plan_healing(req)
+            healed = self.healing.plan(req.request_id, req.prompt_ids)
+            if healed:  # the re-spelled tokens get budget of their own
+                req.params = replace(req.params,
+                                     max_new_tokens=req.params.max_new_tokens + healed)
         self.requests[req.request_id] = req
         self.counters.num_requests += 1
         self.counters.prompt_tokens += len(req.prompt_ids)
@@ -128,27 +130,15 @@ class EngineCore(GrammarSteps):
             raise ValueError(f"lora: adapter {name!r} is in use by running requests")
         adapters.remove(name)
 
-    def _plan_healing(self, req: Request) -> None:
-        """Token healing (healing.py): back the prompt up over its last token(s); the first
-        generated tokens re-spell them, so they get budget of their own."""
-        if self._heal_vocab is None:
-            self._heal_vocab = healing_vocabulary(self.tokenizer, self.vocab_size)
-        plan = plan_healing(req.prompt_ids, self._heal_vocab)
-        if plan is None:
-            return
-        del req.prompt_ids[len(req.prompt_ids) - plan.num_tokens:]
-        req.params = replace(req.params, max_new_tokens=req.params.max_new_tokens + plan.num_tokens)
-        self._healing[req.request_id] = plan
-
     def _new_seq(self, req: Request, index: int) -> Sequence:
         p = req.params
-        heal = self._healing.get(req.request_id)
+        heal = self.healing.get(req.request_id)
         output = TextOutput(self.tokenizer, p.stop, req.prompt_ids, p.skip_special_tokens) \
             if heal is None else \
             HealedTextOutput(self.tokenizer, heal.text, p.stop, req.prompt_ids, p.skip_special_tokens)
         seq = Sequence(req, index, list(req.prompt_ids), len(req.prompt_ids), output)
         if heal is not None and req.grammar_future is None:
-            seq.grammar = HealingMatcher(self._heal_vocab, heal.removed, None)
+            seq.grammar = self.healing.matcher(heal, None)
         seq.seed = None if p.seed is None else p.seed + index * 7919
         seq.logprobs = [] if (p.logprobs or p.top_logprobs) else None
         req.seqs.append(seq)
@@ -176,7 +166,7 @@ class EngineCore(GrammarSteps):
             elif seq.status is SeqStatus.WAITING:
                 self.scheduler.remove_waiting(seq)
         del self.requests[req.request_id]
-        self._healing.pop(req.request_id, None)
+        self.healing.forget(req.request_id)
         self._left_queue(req)
         self.counters.num_failed += 1
         self._events.append((req.sink, error))
@@ -420,7 +410,7 @@ class EngineCore(GrammarSteps):
                 events.append((req.sink, stream_delta(seq, delta, seq.finish_reason)))
         events.append((req.sink, StreamDelta(req.request_id, -1, "", [], None, None, output)))
         del self.requests[req.request_id]
-        self._healing.pop(req.request_id, None)
+        self.healing.forget(req.request_id)
         self._left_queue(req)
         self.counters.num_finished += 1
         self.counters.num_aborted += req.aborted

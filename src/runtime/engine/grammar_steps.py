@@ -148,9 +148,9 @@ class GrammarSteps:
 
     def _start_grammar(self, seq: Sequence, compiled: Any) -> None:
         seq.grammar = compiled.matcher()
-        heal = self._healing.get(seq.request.request_id)
+        heal = self.healing.get(seq.request.request_id)
         if heal is not None:  # the prompt's tail is re-spelled before the grammar's text
-            seq.grammar = HealingMatcher(self._heal_vocab, heal.removed, seq.grammar)
+            seq.grammar = self.healing.matcher(heal, seq.grammar)
             return
         self._jump_forward(seq)
         if seq.is_finished:

@@ -54,6 +54,41 @@ def healing_vocabulary(tokenizer: Tokenizer, vocab_size: int) -> TokenVocabulary
         tokenizer.eos_token_ids, vocab_size)
 
 
+class HealingPlans:
+    """The engine's healed requests (engine thread): the prompt tail each one backed up, by
+    request id, and the vocabulary their masks use (made on the first healed request)."""
+
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int):
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.vocab: TokenVocabulary | None = None
+        self._plans: dict[str, Healing] = {}
+
+    def plan(self, request_id: str, prompt_ids: list[int]) -> int:
+        """Back `prompt_ids` up over its last token(s), in place; the number of tokens
+        removed (0: nothing to heal). The first generated tokens re-spell them, so the
+        caller gives them budget of their own."""
+        if self.vocab is None:
+            self.vocab = healing_vocabulary(self.tokenizer, self.vocab_size)
+        plan = plan_healing(prompt_ids, self.vocab)
+        if plan is None:
+            return 0
+        del prompt_ids[len(prompt_ids) - plan.num_tokens:]
+        self._plans[request_id] = plan
+        return plan.num_tokens
+
+    def get(self, request_id: str) -> Healing | None:
+        return self._plans.get(request_id)
+
+    def matcher(self, plan: Healing, inner: GrammarMatcher | None) -> HealingMatcher:
+        """A matcher that re-spells `plan`'s removed bytes, then hands over to `inner`."""
+        assert self.vocab is not None, "a plan exists only after the vocabulary was made"
+        return HealingMatcher(self.vocab, plan.removed, inner)
+
+    def forget(self, request_id: str) -> None:
+        self._plans.pop(request_id, None)
+
+
 def plan_healing(prompt_ids: Sequence[int], vocab: TokenVocabulary) -> Healing | None:
     """The fewest last tokens whose bytes start on a UTF-8 character boundary and are a
     proper prefix of some token (so the model could have written them differently), or
