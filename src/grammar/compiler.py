@@ -29,6 +29,7 @@ from .choices import choices_expr
 from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
+from .json_closing import close_schema
 from .json_options import JsonOptions
 from .json_schema import json_schema_expr
 from .json_values import JsonSyntax, whitespace_expr
@@ -74,11 +75,7 @@ class GrammarSpec:
             # pydantic ignores unknown fields, so generating them is wasted: close objects
             options.setdefault("strict", True)
             schema = schema.model_json_schema()
-        if isinstance(schema, str):
-            try:
-                schema = json.loads(schema)
-            except json.JSONDecodeError as e:
-                raise GrammarError(f"json_schema is not valid JSON: {e}") from None
+        schema = _parse_json(schema, "json_schema")
         if not isinstance(schema, (dict, bool)):
             raise GrammarError("json_schema must be an object, a boolean, JSON text or a "
                                "pydantic model class")
@@ -111,11 +108,7 @@ class GrammarSpec:
     def structural_tag(cls, tag, **options) -> GrammarSpec:
         """Tagged JSON segments in free text (see `structural_tag.py`); `options` are
         `JsonOptions` fields for the JSON inside."""
-        if isinstance(tag, str):
-            try:
-                tag = json.loads(tag)
-            except json.JSONDecodeError as e:
-                raise GrammarError(f"structural_tag is not valid JSON: {e}") from None
+        tag = _parse_json(tag, "structural_tag")
         if not isinstance(tag, dict):
             raise GrammarError("structural_tag must be an object")
         text = json.dumps(tag, ensure_ascii=False, separators=(",", ":"))
@@ -124,22 +117,41 @@ class GrammarSpec:
     @classmethod
     def from_sampling_params(cls, params) -> GrammarSpec | None:
         """The spec for a `SamplingParams`-like object (regex / json_schema / choices /
-        structural_tag / grammar / ebnf, plus json_whitespace), or None when it is
-        unconstrained."""
+        structural_tag / grammar / ebnf, plus json_whitespace and json_extra_keys), or None
+        when it is unconstrained. JSON is what the model writes, so its objects are closed
+        (`json_closing.py`) unless json_extra_keys, and its numbers canonical."""
         ws = getattr(params, "json_whitespace", None)
+        close = not getattr(params, "json_extra_keys", False)
         if getattr(params, "regex", None) is not None:
             return cls.regex(params.regex)
         if getattr(params, "json_schema", None) is not None:
-            return cls.json_schema(params.json_schema, whitespace=ws)
+            schema = _parse_json(params.json_schema, "json_schema")
+            return cls.json_schema(close_schema(schema) if close else schema, whitespace=ws,
+                                   canonical_numbers=True)
         if getattr(params, "choices", None) is not None:
             return cls.choices(params.choices)
         if getattr(params, "structural_tag", None) is not None:
-            return cls.structural_tag(params.structural_tag, whitespace=ws)
+            tag = _parse_json(params.structural_tag, "structural_tag")
+            if close and isinstance(tag, dict) and isinstance(tag.get("structures"), list):
+                tag = {**tag, "structures": [
+                    {**s, "schema": close_schema(s["schema"])}
+                    if isinstance(s, dict) and "schema" in s else s for s in tag["structures"]]}
+            return cls.structural_tag(tag, whitespace=ws, canonical_numbers=True)
         if getattr(params, "grammar", None) is not None:
             return cls.cfg(params.grammar, "auto")
         if getattr(params, "ebnf", None) is not None:
             return cls.cfg(params.ebnf, "gbnf")
         return None
+
+
+def _parse_json(value, what: str):
+    """`value` itself, or the value its JSON text spells (GrammarError naming `what`)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:
+        raise GrammarError(f"{what} is not valid JSON: {e}") from None
 
 
 def build_expr(pool: ExprPool, spec: GrammarSpec, warnings: list[str] | None = None) -> int:

@@ -16,6 +16,11 @@ class JsonOptions:
     assert_formats: bool = True  # False: `format` is an annotation (the 2020-12 default)
     refuse_unknown_formats: bool = False  # True: a format we cannot enforce raises
     max_subschemas: int = 4000  # subschema compilations (unrolled $refs) before refusing
+    # True: integers are written without a fraction and a number in const/enum only as
+    # json.dumps writes it (what a generator should write: the engine sets it, as xgrammar
+    # and llguidance do). False: every spelling JSON Schema counts as that value (1, 1.0,
+    # 1.00), to check instances written by others.
+    canonical_numbers: bool = False
 
     def __post_init__(self) -> None:
         if self.max_recursion < 1 or self.any_depth < 0:

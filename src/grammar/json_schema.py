@@ -97,9 +97,11 @@ class SchemaCompiler:
         self.index = SchemaIndex(root)
         # draft 4 counts only numbers written without a fraction as integers; later drafts
         # count 1.0 as one too
-        self.integer_fraction = "" if _is_draft4(root) else JSON_INTEGER_FRACTION
+        self.integer_fraction = ("" if _is_draft4(root) or options.canonical_numbers
+                                 else JSON_INTEGER_FRACTION)
         self.syntax = JsonSyntax(pool, whitespace_expr(pool, options.whitespace),
-                                 options.any_depth, options.separators)
+                                 options.any_depth, options.separators,
+                                 options.canonical_numbers)
         self._values: dict = {}
         self.num_recursion_cuts = 0  # $ref expansions refused by max_recursion
         self.warnings: list[str] = []

@@ -14,6 +14,7 @@ arrays/objects: a regular grammar cannot balance brackets without a bound.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from .expr import ExprPool
@@ -27,10 +28,11 @@ _WS_BYTES = frozenset(b" \t\n\r")
 
 class JsonSyntax:
     def __init__(self, pool: ExprPool, ws: int, any_depth: int,
-                 separators: tuple[str, str] | None = None):
+                 separators: tuple[str, str] | None = None, canonical_numbers: bool = False):
         self.pool = pool
         self.ws = ws
         self.any_depth = any_depth
+        self.canonical_numbers = canonical_numbers
         # a string's length bound is a count of JSON characters beside patterns and formats
         # that spell whole characters: masks may share it (`generalize.py`)
         register_unit_bound(pool, json_char(pool))
@@ -108,7 +110,8 @@ class JsonSyntax:
 
     def literal_value(self, value) -> int:
         """Exactly this JSON value: objects keep their key order, numbers accept every
-        positional spelling of the same value (`1`, `1.0`, `1.00`) and Python's repr."""
+        positional spelling of the same value (`1`, `1.0`, `1.00`) and Python's repr (only
+        json.dumps' spelling with `canonical_numbers`)."""
         p = self.pool
         if value is None:
             return self.null
@@ -138,6 +141,8 @@ class JsonSyntax:
         p = self.pool
         if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
             return p.never
+        if self.canonical_numbers:
+            return p.literal(json.dumps(value).encode())
         d = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
         forms = [regex_expr(p, decimal_regex(d, d))]
         if d == 0:

@@ -12,6 +12,10 @@ numpy. Per first-byte run of the row:
     inside = tail_bytes(token) ⊆ L(t)          # 4 uint64 words per token, one AND
     allowed = inside & live(t)  |  walk(rest)
 
+Which tokens of a run are `inside` depends only on the vocabulary and the loop set, not on
+the grammar, and JSON strings everywhere loop on the same few sets: `RunSplits` keeps the
+split per vocabulary, so a new string state costs only the walk of the rest.
+
 A state with no self-loops to speak of (an AND of a pattern and a length changes with
 every byte) would walk most tokens this way; past `max_walk` of them `mask` gives up and
 the caller uses the plain walk over the length-sorted vocabulary (`token_index.py`).
@@ -34,6 +38,7 @@ from .vocabulary import TokenVocabulary
 
 _ALL64 = (1 << 64) - 1
 SMALL_RUN = 256  # a first-byte run with at most this many tokens is walked whole
+MAX_RUN_SPLITS = 512  # RunSplits kept per vocabulary (~6 KB each on a 49k vocabulary)
 NARROW_WALK = 12  # tokens still walking below which the walk goes on in plain Python
 _C = (0x80, 0xBF)  # a continuation byte
 # every valid multi-byte UTF-8 character, as byte-range products (RFC 3629's table)
@@ -43,6 +48,47 @@ _UTF8_SEQUENCES = (((0xC2, 0xDF), _C), ((0xE0, 0xE0), (0xA0, 0xBF), _C), ((0xE1,
                    ((0xF4, 0xF4), (0x80, 0x8F), _C, _C))
 
 
+class RunSplits:
+    """The split of a first-byte run of the vocabulary by a self-loop set, kept per
+    vocabulary (it does not depend on the grammar): the run's tokens whose bytes after the
+    first all lie in the set, as a bitmask, and the positions of the others. Inside JSON
+    strings the loop sets are few and the same in every grammar, so a wide state mostly
+    costs the walk of its few hundred other tokens."""
+
+    def __init__(self, vocab: TokenVocabulary, max_kept: int = MAX_RUN_SPLITS):
+        self.lex = vocab.derived(LexLayout)
+        self.vocab_size = vocab.vocab_size
+        self.max_kept = max_kept
+        self._kept: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.num_hits = 0
+
+    def split(self, a: int, b: int, loops: tuple[int, int, int, int], whole_chars: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(int32 [ceil(V/32)] bitmask of the tokens at positions [a, b) whose tail bytes
+        are all in `loops`, positions of the rest). `whole_chars`: bytes 128..255 in `loops`
+        stand for whole valid characters; a tail with invalid or cut UTF-8 is the rest."""
+        key = (a, b, loops, whole_chars)
+        hit = self._kept.get(key)
+        if hit is not None:
+            self.num_hits += 1
+            return hit
+        lex = self.lex
+        outside = lex.bad_utf8_tail[a:b] if whole_chars else None
+        for w, loop in enumerate(loops):
+            if loop != _ALL64:
+                x = lex.tail_bits[w][a:b] & np.uint64(~loop & _ALL64)
+                outside = x if outside is None else outside | x
+        if outside is None:
+            inside, others = np.arange(a, b), np.zeros(0, dtype=np.int64)
+        else:
+            inside, others = np.flatnonzero(outside == 0) + a, np.flatnonzero(outside) + a
+        hit = (ids_to_bitmask(lex.ids[inside], self.vocab_size), others)
+        if len(self._kept) >= self.max_kept:
+            self._kept.pop(next(iter(self._kept)))
+        self._kept[key] = hit
+        return hit
+
+
 class WideMasks:
     def __init__(self, automaton: Automaton, vocab: TokenVocabulary, small_run: int = SMALL_RUN,
                  max_walk: int | None = None):
@@ -50,6 +96,8 @@ class WideMasks:
         self.small_run = small_run
         self.max_walk = vocab.vocab_size // 4 if max_walk is None else max_walk
         self.lex = vocab.derived(LexLayout)
+        self.runs = vocab.derived(RunSplits)
+        self.num_words = vocab.num_words
         self.vocab_size = vocab.vocab_size
         self._short: dict[int, np.ndarray] = {}
         self._utf8_loop: dict[int, tuple[int, int] | None] = {}
@@ -62,7 +110,7 @@ class WideMasks:
         aut, lex = self.automaton, self.lex
         row = aut.row(sid)
         edges = np.flatnonzero(row[1:] != row[:-1]) + 1
-        out = np.zeros(lex.num + 1, dtype=bool)  # position N: ids without bytes
+        m = np.zeros(self.num_words, dtype=np.int32)
         rest_pos, rest_st = [], []
         for lo, hi in zip([0, *edges.tolist()], [*edges.tolist(), 256]):
             t = int(row[lo])
@@ -74,30 +122,22 @@ class WideMasks:
                 rest_st.append(np.full(b - a, t, dtype=np.int64))
                 continue
             loops = aut.loop_bytes(np.array([t]))[0].tolist()
-            outside = None  # tokens with a byte after the first outside L(t)
             high = self._utf8_loop_bytes(t) if _string_like(loops) else None
             if high is not None:  # whole characters of these leads come back to t
-                outside = lex.bad_utf8_tail[a:b]
                 loops[2] |= high[0]
                 loops[3] |= high[1]
-            for w, loop in enumerate(loops):
-                if loop != _ALL64:
-                    x = lex.tail_bits[w][a:b] & np.uint64(~loop & _ALL64)
-                    outside = x if outside is None else outside | x
-            if outside is None:
-                out[a:b] = True
-                continue
-            out[a:b] = outside == 0
-            others = np.flatnonzero(outside)
+            inside, others = self.runs.split(a, b, tuple(loops), high is not None)
+            m |= inside
             if len(others):
-                rest_pos.append(others + a)
+                rest_pos.append(others)
                 rest_st.append(np.full(len(others), t, dtype=np.int64))
         if rest_pos:
             pos = np.concatenate(rest_pos)
             if len(pos) > self.max_walk:
                 return None
-            out[pos[self._walk(pos, np.concatenate(rest_st))]] = True
-        return np.packbits(out[lex.pos_of_id], bitorder="little").view("<i4").astype(np.int32)
+            m |= ids_to_bitmask(lex.ids[pos[self._walk(pos, np.concatenate(rest_st))]],
+                                self.vocab_size)
+        return m
 
     def short_bits(self, max_len: int) -> np.ndarray:
         """int32 [ceil(V/32)]: every token id except those of more than `max_len` bytes."""

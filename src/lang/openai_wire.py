@@ -24,7 +24,8 @@ _EXTENSIONS = {
     "skip_special_tokens": ("skip_special_tokens", True), "regex": ("regex", None),
     "choices": ("choices", None), "close_on_budget": ("close_on_budget", True),
 }
-_INEXPRESSIBLE = {"structural_tag": None, "json_whitespace": None, "prompt_logprobs": False}
+_INEXPRESSIBLE = {"structural_tag": None, "json_whitespace": None, "json_extra_keys": False,
+                  "prompt_logprobs": False}
 # Not sent, on purpose: token_healing (a quality hint these servers lack; the text is sent whole).
 
 

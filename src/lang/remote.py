@@ -169,8 +169,10 @@ class RemoteBackend:
         return error
 
     def _body(self, text: str, params: SamplingParams, stream: bool = False) -> dict[str, Any]:
-        return self._with_model({"text": self._text(text), "sampling_params": wire_params(params),
-                                 "stream": stream})
+        body = {"text": self._text(text), "sampling_params": wire_params(params), "stream": stream}
+        if params.logprobs or params.top_logprobs:  # SGLang's top-level spelling
+            body.update(return_logprob=True, top_logprobs_num=params.top_logprobs)
+        return self._with_model(body)
 
     def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body, naming the server model this backend talks to (when one was chosen)."""

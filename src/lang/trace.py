@@ -59,7 +59,9 @@ class Symbol(Expr):
         self._refuse("a comparison with it")
 
     __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__
-    __hash__ = object.__hash__
+
+    def __hash__(self) -> int:  # a dict lookup (TOOLS[s["action"]]) would be a bare KeyError
+        self._refuse("using it as a dict key or set member")
 
     def __len__(self) -> int:
         self._refuse("len() of it")

@@ -65,6 +65,10 @@ class SamplingParams:
     # Whitespace allowed between JSON tokens: None is compact JSON; otherwise a regex such as
     # r"[ \n]{0,2}" that the grammar places where JSON allows whitespace.
     json_whitespace: str | None = None
+    # False (as xgrammar-backed servers, llama.cpp and OpenAI do): a schema's object that
+    # lists `properties` and says nothing of other keys takes no undeclared keys
+    # (grammar/json_closing.py). True: JSON Schema's own default, undeclared keys allowed.
+    json_extra_keys: bool = False
     # A context-free grammar: `grammar` is Lark text (GBNF when it defines rules with "::=",
     # as llama.cpp's server takes it), `ebnf` is GBNF text (SGLang's name).
     grammar: str | None = None

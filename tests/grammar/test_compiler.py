@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tines.grammar import GrammarCompiler, GrammarError, GrammarSpec, TokenVocabulary
+from tines.grammar import (CompiledGrammar, GrammarCompiler, GrammarError, GrammarSpec,
+                           TokenVocabulary)
 
 from tines.grammar.conformance import full_byte_vocabulary as byte_vocab
 
@@ -104,3 +105,41 @@ def test_spec_from_sampling_params():
     p = SamplingParams(json_schema={"type": "string"}, json_whitespace=" ?")
     assert GrammarSpec.from_sampling_params(p).json.whitespace == " ?"
     assert GrammarSpec.from_sampling_params(SamplingParams(choices=["x", "y"])).value == ("x", "y")
+
+
+def _engine_grammar(**params) -> CompiledGrammar:
+    from tines.runtime.sampling_params import SamplingParams
+
+    return CompiledGrammar(GrammarSpec.from_sampling_params(SamplingParams(**params)),
+                           byte_vocab())
+
+
+ITEM = {"type": "object", "properties": {"qty": {"type": "integer"}}, "required": ["qty"]}
+
+
+def test_the_engine_closes_objects_that_declare_properties():
+    g = _engine_grammar(json_schema=ITEM)
+    assert g.accepts_text('{"qty":3}')
+    assert not g.accepts_text('{"qty":3,"name":"x"}')
+    assert GrammarSpec.json_schema(ITEM).value != g.spec.value  # the schema as written is open
+
+
+def test_json_extra_keys_keeps_json_schemas_default_of_open_objects():
+    g = _engine_grammar(json_schema=ITEM, json_extra_keys=True)
+    assert g.accepts_text('{"qty":3,"name":"x"}')
+
+
+def test_the_engine_closes_the_schemas_of_a_structural_tag():
+    tag = {"structures": [{"begin": "<f>", "schema": ITEM, "end": "</f>"}], "triggers": ["<f>"]}
+    g = _engine_grammar(structural_tag=tag)
+    assert g.accepts_text('<f>{"qty":3}</f>')
+    assert not g.accepts_text('<f>{"qty":3,"name":"x"}</f>')
+
+
+def test_the_engine_writes_integers_and_enum_numbers_canonically():
+    g = _engine_grammar(json_schema={"type": "integer", "minimum": 10, "maximum": 20})
+    assert g.accepts_text("12") and not g.accepts_text("12.00")
+    g = _engine_grammar(json_schema={"enum": ["red", 3, 2.5]})
+    assert [g.accepts_text(t) for t in ("3", "3.000", "2.5", "2.50")] == [True, False, True, False]
+    spec_exact = CompiledGrammar(GrammarSpec.json_schema({"type": "integer"}), byte_vocab())
+    assert spec_exact.accepts_text("12.00")  # JSON Schema counts it as an integer

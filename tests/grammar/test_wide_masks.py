@@ -11,7 +11,7 @@ from tines.grammar.automaton import DEAD
 from tines.grammar.bitmask import bitmask_to_bool
 from tines.grammar.token_index import SHORT_TOKEN, WIDE_FIRST_BYTES
 from tines.grammar.lex_layout import LexLayout
-from tines.grammar.wide_masks import WideMasks
+from tines.grammar.wide_masks import RunSplits, WideMasks
 
 # every byte, then multi-byte tokens that stay inside a string, leave it, or escape
 EXTRA = [b"ab", b"abc", b'a"', b'"}', b'ab"}', b'"},', b"\\n", b"\\q", b"\xc3\xa9",
@@ -91,6 +91,29 @@ def test_self_loop_test_decides_like_brute_force_on_every_run(vocab, text):
     got = np.flatnonzero(bitmask_to_bool(wide.mask(sid), vocab.vocab_size)).tolist()
     assert got == [t for t in brute_force_ids(g, sid) if t not in vocab.eos_token_ids]
     assert wide.num_walked < vocab.vocab_size // 2  # most tokens were decided by L(t)
+
+
+def test_run_splits_are_shared_across_grammars_and_their_masks_stay_exact(vocab):
+    """A string inside an array and one inside an object loop on the same bytes: the second
+    grammar reuses the first one's splits, and walks the tokens that leave the string from
+    its own state ('"}' closes the object, not the array)."""
+    runs = RunSplits(vocab)
+    in_array = CompiledGrammar(GrammarSpec.json_schema({"type": "array", "items": {"type": "string"}}),
+                               vocab)
+    in_object = CompiledGrammar(GrammarSpec.json_schema(
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+         "additionalProperties": False}), vocab)
+    masks = []
+    for g, text in ((in_array, b'["'), (in_object, b'{"a":"')):
+        sid = state_after(g, text)
+        wide = WideMasks(g.automaton, vocab, small_run=0, max_walk=vocab.vocab_size)
+        wide.runs = runs
+        masks.append(np.flatnonzero(bitmask_to_bool(wide.mask(sid), vocab.vocab_size)).tolist())
+        assert masks[-1] == [t for t in brute_force_ids(g, sid) if t not in vocab.eos_token_ids]
+    assert runs.num_hits > 0
+    ids = {vocab.token_bytes.index(x) for x in (b'"}', b'",')}
+    assert ids & set(masks[0]) == {vocab.token_bytes.index(b'",')}
+    assert ids & set(masks[1]) == {vocab.token_bytes.index(b'"}')}
 
 
 def test_long_counted_strings_share_one_mask_across_lengths(vocab):

@@ -76,8 +76,10 @@ def test_remote_generate_sends_changed_params_and_reads_every_completion():
 def test_remote_reads_token_logprobs():
     logprobs = {"output_token_logprobs": [[-0.5, 7, "a"]],
                 "output_top_logprobs": [[[-0.5, 7, "a"], [-1.5, 8, "b"]]]}
-    backend, _ = remote({("POST", "/generate"): item("a", **logprobs)})
+    backend, server = remote({("POST", "/generate"): item("a", **logprobs)})
     (lp,) = backend.generate("Q:", SamplingParams(logprobs=True, top_logprobs=2)).outputs[0].logprobs
+    (body,) = server.bodies("/generate")  # asked for in SGLang's top-level fields
+    assert (body["return_logprob"], body["top_logprobs_num"]) == (True, 2)
     assert (lp.token_id, lp.token, lp.logprob) == (7, "a", -0.5)
     assert lp.top == [(7, "a", -0.5), (8, "b", -1.5)]
 

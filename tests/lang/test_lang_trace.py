@@ -88,6 +88,18 @@ def test_branching_on_a_generated_value_cannot_be_traced():
         route.trace()
 
 
+def test_looking_a_generated_value_up_in_a_dict_cannot_be_traced():
+    tools = {"add": "+"}
+
+    @tines.program
+    def agent(s):
+        s += tines.gen("action")
+        s += tools[s["action"]]
+
+    with pytest.raises(tines.TracingError, match="variable 'action'.*dict key"):
+        agent.trace()
+
+
 def test_appending_a_variable_is_a_var_node():
     @tines.program
     def echo(s):

@@ -84,6 +84,16 @@ def test_bad_openai_requests(http, model, case):
     still_serving(http, model)
 
 
+def test_null_for_an_optional_field_is_its_default(http, model):
+    body = chat(model, n=None, stream=None, logprobs=None, parallel_tool_calls=None, top_p=None)
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200 and len(r.json()["choices"]) == 1
+    r = http.post("/v1/completions", json={"model": model, "prompt": "x", "max_tokens": 2,
+                                           "echo": None, "n": None})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] >= 1
+    expect_error(http.post("/v1/chat/completions", json=chat(model, messages=None)), 400, "messages")
+
+
 def test_bodies_that_are_not_json_objects(http, model):
     for raw in (b"{not json", b"[1, 2]", b""):
         r = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
@@ -94,14 +104,14 @@ def test_bodies_that_are_not_json_objects(http, model):
     assert "JSON" in err["message"]
 
 
-def test_prompt_longer_than_the_context_is_413(http, model, tiny_server):
+def test_prompt_longer_than_the_context_is_400_context_length_exceeded(http, model, tiny_server):
     limit = tiny_server.engine.max_model_len
     long_text = "hello " * (limit + 10)
     err = expect_error(http.post("/v1/chat/completions", json=chat(model, messages=[
-        {"role": "user", "content": long_text}])), 413, "messages", ("context",))
+        {"role": "user", "content": long_text}])), 400, "messages", ("context",))
     assert err["code"] == "context_length_exceeded"
-    expect_error(http.post("/v1/completions", json={"model": model, "prompt": [5] * limit}), 413, "prompt")
-    expect_error(http.post("/generate", json={"text": long_text}), 413, "text")
+    expect_error(http.post("/v1/completions", json={"model": model, "prompt": [5] * limit}), 400, "prompt")
+    expect_error(http.post("/generate", json={"text": long_text}), 400, "text")
     still_serving(http, model)
 
 

@@ -54,6 +54,14 @@ def test_generate_batch_n_and_logprobs(http):
     assert r[0]["output_ids"] == r[1]["output_ids"]  # greedy copies
 
 
+def test_logprobs_asked_for_in_sampling_params_are_answered(http):
+    r = http.post("/generate", json={"text": "one", "sampling_params": {
+        **GREEDY, "logprobs": True, "top_logprobs": 2}}).json()
+    lps = r["meta_info"]["output_token_logprobs"]
+    assert [t for _, t, _ in lps] == r["output_ids"]
+    assert all(len(top) == 2 for top in r["meta_info"]["output_top_logprobs"])
+
+
 def test_generate_stream_matches_whole(http):
     whole = http.post("/generate", json={"text": "Stream me", "sampling_params": GREEDY}).json()
     with http.stream("POST", "/generate", json={"text": "Stream me", "stream": True,

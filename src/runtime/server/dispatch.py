@@ -1,8 +1,8 @@
 """The one path from an HTTP request to the engine and back.
 
-`Dispatcher.encode` checks a prompt (413 when it cannot fit the context; routes call it on a
+`Dispatcher.encode` checks a prompt (400 when it cannot fit the context; routes call it on a
 worker thread); `start_all` claims the request's id and submits its prompts off the event loop
-(raising `APIError` 400 / 409 / 413 / 503 before any response byte is sent, so streams can
+(raising `APIError` 400 / 409 / 503 before any response byte is sent, so streams can
 still fail with a proper status); `Job.events()` yields the engine's deltas and, however it ends
 (finished, client gone, server stopping), aborts the request if it still runs, observes its
 timings and writes the one log line per request. Every request is streamed from the engine,
@@ -96,8 +96,9 @@ class Dispatcher:
         self.groups: dict[str, list[str]] = {}  # client-visible id -> engine request ids running
 
     def encode(self, prompt: str | list[int], param: str, add_special_tokens: bool = True) -> list[int]:
-        """Token ids of a prompt; 400 for ids outside the vocabulary or an empty prompt, 413
-        for a prompt that leaves no room in the context."""
+        """Token ids of a prompt; 400 for ids outside the vocabulary, an empty prompt or one
+        that leaves no room in the context (code `context_length_exceeded`, as OpenAI and
+        vLLM answer it)."""
         try:
             if isinstance(prompt, str):
                 # the batch call releases the GIL (plain `encode` holds it throughout), so the
@@ -113,7 +114,7 @@ class Dispatcher:
             raise APIError(400, f"{param}: empty (at least one token is needed)", param)
         limit = self.engine.max_model_len
         if len(ids) >= limit:
-            raise APIError(413, f"{param}: {len(ids)} tokens does not fit the model's context of "
+            raise APIError(400, f"{param}: {len(ids)} tokens does not fit the model's context of "
                            f"{limit} tokens (at most {limit - 1} prompt tokens)", param,
                            "context_length_exceeded")
         return ids
@@ -149,7 +150,7 @@ class Dispatcher:
         When one fails to submit, those already submitted are aborted. Raises APIError: 409
         for a live `group`, 503 (+ Retry-After) when the queue is full, 400 for bad
         parameters or constraints (naming `constraint_param` when the message names no
-        field), 413 for a prompt too long. `prefill_only` / `logprob_starts` (one per
+        field) or a prompt too long. `prefill_only` / `logprob_starts` (one per
         prompt) are Engine.submit's."""
         self.reserve(group, id_param)
         loop = asyncio.get_running_loop()
@@ -230,8 +231,9 @@ class Dispatcher:
 
 def _submit_error(e: BaseException, rename: dict[str, str] | None,
                   constraint_param: str | None) -> BaseException:
-    """Engine.submit's refusals as API errors: 503 (+ Retry-After) for a full queue, 413 for
-    a prompt too long, 400 for a bad value (a schema too deep to compile included)."""
+    """Engine.submit's refusals as API errors: 503 (+ Retry-After) for a full queue, 400 for
+    a prompt too long (`context_length_exceeded`) or a bad value (a schema too deep to
+    compile included)."""
     if isinstance(e, QueueFullError):
         return APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"})
     if isinstance(e, RecursionError):
@@ -239,7 +241,7 @@ def _submit_error(e: BaseException, rename: dict[str, str] | None,
                         "compile", constraint_param)
     if isinstance(e, ValueError):
         if "does not fit the context" in str(e):
-            return APIError(413, str(e), "prompt", "context_length_exceeded")
+            return APIError(400, str(e), "prompt", "context_length_exceeded")
         return bad_value(e, rename, constraint_param)
     return e
 

@@ -130,7 +130,8 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[int], None] = lambd
 @contextmanager
 def engine_errors(param: str) -> Iterator[None]:
     """Engine refusals as API errors, for routes that call the engine directly (not through
-    the dispatcher): 503 for a full queue, 413 for a prompt too long, 400 otherwise."""
+    the dispatcher): 503 for a full queue, 400 otherwise (a prompt too long included, with
+    code `context_length_exceeded`)."""
     from ..engine.admission import QueueFullError
 
     try:
@@ -139,5 +140,5 @@ def engine_errors(param: str) -> Iterator[None]:
         raise APIError(503, str(e), code="queue_full", headers={"Retry-After": "1"}) from None
     except ValueError as e:
         if "does not fit the context" in str(e):
-            raise APIError(413, str(e), param, "context_length_exceeded") from None
+            raise APIError(400, str(e), param, "context_length_exceeded") from None
         raise bad_value(e, default_param=param) from None

@@ -143,7 +143,8 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
         rename={k: f"sampling_params.{k}" for k in _FIELDS},
         constraint_param=f"sampling_params.{blame}" if blame else None, arrival=arrival,
         prefill_only=extras.prefill_only, logprob_starts=[None if s is None else max(1, s) for s in starts])
-    shape = _Shape(st, body.return_logprob, extras, starts)
+    # `sampling_params.logprobs` asks for them too (the engine computes them either way)
+    shape = _Shape(st, body.return_logprob or base.logprobs, extras, starts)
     single = len(prompts) == 1 and base.n == 1
     if body.stream:
         return sse_response(_stream(jobs, arrival, shape), {"X-Request-Id": rid},

@@ -22,11 +22,12 @@ _ERROR_SCHEMA: dict[str, Any] = {
                        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
     }},
 }
-_REASONS = {400: "A bad value, naming the field (`error.param`).",
+_REASONS = {400: "A bad value, naming the field (`error.param`), or a prompt that does not fit "
+                 "the context (`code`: `context_length_exceeded`).",
             401: "A missing or wrong API key (only when the server has one).",
             404: "No such model or running request.",
             409: "The id is already in use by a running request.",
-            413: "The body is over --max-body, or the prompt does not fit the context.",
+            413: "The body is over --max-body.",
             503: "The queue is full (--max-queue); retry after `Retry-After` seconds."}
 _PUBLIC = frozenset({"/health"})
 # operation -> the statuses beyond 400 / 401 / 413 it sends

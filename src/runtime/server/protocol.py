@@ -1,7 +1,8 @@
 """Request bodies of the OpenAI-compatible API, with OpenAI's field names.
 
 Unknown fields are refused (400 naming the field), as OpenAI does, so a misspelt parameter
-never silently does nothing. Beside OpenAI's fields a few extensions that vLLM and SGLang
+never silently does nothing. An explicit `null` is the field's default (clients send
+`"n": null` for a parameter left unset), except where a field is required. Beside OpenAI's fields a few extensions that vLLM and SGLang
 clients send are accepted (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`, `ignore_eos`,
 `stop_token_ids`, `skip_special_tokens`, `regex`, `choices`, `structured_outputs`,
 `token_healing`, `close_on_budget`, and for chat
@@ -13,54 +14,69 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class _Strict(BaseModel):
+class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if v is not None or not _has_default(cls, k)}
+
+
+def _has_default(model: type[BaseModel], key: str) -> bool:
+    """Whether the field `key` (its name or alias) may be left out: a null then means unset."""
+    for name, f in model.model_fields.items():
+        if key in (name, f.alias):
+            return not f.is_required()
+    return False  # unknown: left for `extra="forbid"` to name
 
 
 # --- tools ---------------------------------------------------------------------------------
-class FunctionDefinition(_Strict):
+class FunctionDefinition(StrictBody):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")
     description: str | None = None
     parameters: dict[str, Any] | None = None  # a JSON schema; None: no arguments
     strict: bool | None = None
 
 
-class Tool(_Strict):
+class Tool(StrictBody):
     type: Literal["function"] = "function"
     function: FunctionDefinition
 
 
-class FunctionName(_Strict):
+class FunctionName(StrictBody):
     name: str
 
 
-class NamedToolChoice(_Strict):
+class NamedToolChoice(StrictBody):
     type: Literal["function"] = "function"
     function: FunctionName
 
 
-class CustomGrammar(_Strict):
+class CustomGrammar(StrictBody):
     syntax: Literal["lark", "regex"]
     definition: str = Field(min_length=1)
 
 
-class CustomToolFormat(_Strict):
+class CustomToolFormat(StrictBody):
     """OpenAI's custom-tool input format: free text, or text held to a grammar."""
 
     type: Literal["text", "grammar"] = "text"
     grammar: CustomGrammar | None = None
 
 
-class CustomToolDefinition(_Strict):
+class CustomToolDefinition(StrictBody):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")
     description: str | None = None
     format: CustomToolFormat = Field(default_factory=CustomToolFormat)
 
 
-class CustomTool(_Strict):
+class CustomTool(StrictBody):
     """A tool whose input is plain text (OpenAI `type: "custom"`), answered as a tool call
     of type `custom` with the text in `custom.input` (see `custom_tools.py`)."""
 
@@ -68,7 +84,7 @@ class CustomTool(_Strict):
     custom: CustomToolDefinition
 
 
-class NamedCustomToolChoice(_Strict):
+class NamedCustomToolChoice(StrictBody):
     type: Literal["custom"]
     custom: FunctionName
 
@@ -123,19 +139,19 @@ class ChatMessage(BaseModel):
 
 
 # --- output format -------------------------------------------------------------------------
-class JSONSchemaFormat(_Strict):
+class JSONSchemaFormat(StrictBody):
     name: str = "response"
     description: str | None = None
     schema_: dict[str, Any] | bool | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
-class ResponseFormat(_Strict):
+class ResponseFormat(StrictBody):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JSONSchemaFormat | None = None
 
 
-class StructuredOutputs(_Strict):
+class StructuredOutputs(StrictBody):
     """vLLM's `structured_outputs` extra body: one of these constraints."""
 
     grammar: str | None = None  # Lark, or GBNF when it defines rules with "::="
@@ -144,13 +160,13 @@ class StructuredOutputs(_Strict):
     json_: dict[str, Any] | str | None = Field(default=None, alias="json")
 
 
-class StreamOptions(_Strict):
+class StreamOptions(StrictBody):
     include_usage: bool | None = False
     continuous_usage_stats: bool | None = False
 
 
 # --- requests ------------------------------------------------------------------------------
-class _SamplingRequest(_Strict):
+class _SamplingRequest(StrictBody):
     """Fields shared by completions and chat completions."""
 
     model: str

@@ -20,13 +20,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import APIError
+from .protocol import StrictBody
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class FunctionTool(_Strict):
+class FunctionTool(StrictBody):
     type: Literal["function"]
     name: str
     description: str | None = None
@@ -34,17 +31,17 @@ class FunctionTool(_Strict):
     strict: bool | None = None
 
 
-class CustomTextFormat(_Strict):
+class CustomTextFormat(StrictBody):
     type: Literal["text"]
 
 
-class CustomGrammarFormat(_Strict):
+class CustomGrammarFormat(StrictBody):
     type: Literal["grammar"]
     syntax: Literal["lark", "regex"]
     definition: str = Field(min_length=1)
 
 
-class CustomTool(_Strict):
+class CustomTool(StrictBody):
     """A tool whose input is text (the Responses API's flat shape of a custom tool)."""
 
     type: Literal["custom"]
@@ -62,7 +59,7 @@ class CustomTool(_Strict):
                                              "format": fmt}}
 
 
-class TextFormat(_Strict):
+class TextFormat(StrictBody):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str = "response"
     description: str | None = None
@@ -75,7 +72,7 @@ class TextConfig(BaseModel):
     format: TextFormat = Field(default_factory=TextFormat)
 
 
-class ResponsesRequest(_Strict):
+class ResponsesRequest(StrictBody):
     model: str
     input: str | list[dict[str, Any]]
     instructions: str | None = None

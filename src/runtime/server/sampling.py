@@ -14,7 +14,7 @@ from typing import Any
 from ..sampling_params import SamplingParams
 from .errors import APIError, bad_value
 from .protocol import ChatCompletionRequest, CompletionRequest, ResponseFormat, StructuredOutputs
-from .schema_closing import close_schema
+from ...grammar.json_closing import close_schema
 
 # SamplingParams field -> the OpenAI request field a client wrote.
 RENAME = {"max_new_tokens": "max_tokens", "min_new_tokens": "min_tokens",
@@ -41,7 +41,7 @@ def requested_max_tokens(req: ChatCompletionRequest | CompletionRequest) -> tupl
 
 def response_format_schema(fmt: ResponseFormat | None) -> dict[str, Any] | bool | None:
     """The JSON schema a `response_format` asks for (None for plain text), its objects closed
-    as `schema_closing` says (every object, all properties required, under `strict`)."""
+    as `json_closing` says (every object, all properties required, under `strict`)."""
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":

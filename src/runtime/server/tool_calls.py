@@ -29,7 +29,7 @@ from . import custom_tools
 from .custom_tools import CustomInput
 from .errors import APIError
 from .protocol import CustomTool, NamedCustomToolChoice, NamedToolChoice, Tool, ToolChoice
-from .schema_closing import close_schema
+from ...grammar.json_closing import close_schema
 
 EMPTY_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -53,7 +53,7 @@ class ToolPlan:
 
     def grammar_tag(self) -> dict[str, Any] | None:
         """The structural tag the grammar enforces: each tool's schema with its objects
-        closed (`schema_closing`: all of them, every property required, under strict)."""
+        closed (`json_closing`: all of them, every property required, under strict)."""
         if self.structural_tag is None:
             return None
         strict = list(self.strict) + [False] * len(self.structural_tag["structures"])

@@ -1,6 +1,11 @@
-"""Closing the objects of a JSON schema before it becomes a grammar (OpenAI's routes).
+"""Closing the objects of a JSON schema before it becomes a grammar.
 
-Default (as xgrammar-backed servers do, its `strict_mode`): an object schema that lists
+The engine does this for every `json_schema` and structural-tag schema it is given, unless
+`SamplingParams.json_extra_keys` is set (`GrammarSpec.from_sampling_params`); the OpenAI
+routes also close under `strict`. A grammar built with `GrammarSpec.json_schema` directly
+follows the schema as written.
+
+Default (as xgrammar-backed servers and llama.cpp do): an object schema that lists
 `properties` and says nothing about extra keys (`additionalProperties`, `patternProperties`,
 `unevaluatedProperties`) takes no undeclared keys, so the model cannot invent keys. An object
 without `properties` (`{"type": "object"}`, json_object mode) stays open; a schema that

@@ -1,10 +1,10 @@
-"""How the OpenAI routes close JSON schemas before they become grammars (schema_closing)."""
+"""How JSON schemas are closed before they become grammars (json_closing)."""
 
 from __future__ import annotations
 
 import copy
 
-from tines.runtime.server.schema_closing import close_schema
+from tines.grammar.json_closing import close_schema
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "tags": {
     "type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}}},
