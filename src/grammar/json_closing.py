@@ -15,7 +15,9 @@ allows extra keys keeps them.
 enforces it: every object is closed, `properties` or not, and every property is required.
 
 Schemas under `allOf` (and objects combining their own keys with `allOf`) are left as they
-are: closing each part would refuse the keys the other parts declare.
+are: closing each part would refuse the keys the other parts declare. So is an object that
+needs keys it does not declare (`required` names beyond `properties`, or a `minProperties`
+above their count): closed, it would admit nothing.
 """
 
 from __future__ import annotations
@@ -43,14 +45,26 @@ def _is_object(node: dict[str, Any]) -> bool:
     return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node
 
 
+def _needs_undeclared(node: dict[str, Any]) -> bool:
+    declared = node.get("properties")
+    declared = declared if isinstance(declared, dict) else {}
+    required = node.get("required")
+    if isinstance(required, list) and any(name not in declared for name in required):
+        return True
+    least = node.get("minProperties")
+    return isinstance(least, int) and least > len(declared)
+
+
 def _close(node: Any, strict: bool) -> None:
     if not isinstance(node, dict):
         return
-    if _is_object(node) and "allOf" not in node and not any(k in node for k in _EXTRA_KEYS):
+    if _is_object(node) and "allOf" not in node and not any(k in node for k in _EXTRA_KEYS) \
+            and not _needs_undeclared(node):
         if strict or "properties" in node:
             node["additionalProperties"] = False
     if strict and isinstance(node.get("properties"), dict):
-        node["required"] = list(node["properties"])
+        extra = [r for r in node.get("required") or () if r not in node["properties"]]
+        node["required"] = list(node["properties"]) + extra
     for key in _SUBSCHEMA_MAPS:
         if isinstance(node.get(key), dict):
             for sub in node[key].values():

@@ -40,6 +40,15 @@ def test_all_of_parts_are_not_closed():
     assert close_schema(schema) == schema
 
 
+def test_objects_that_need_undeclared_keys_stay_open():
+    for schema in ({"type": "object", "properties": {"kind": {}}, "minProperties": 2},
+                   {"type": "object", "properties": {"kind": {}}, "required": ["kind", "id"]}):
+        assert close_schema(schema) == schema
+        strict = close_schema(schema, strict=True)
+        assert strict.get("additionalProperties") is None
+        assert set(strict.get("required", [])) >= set(schema.get("required", []))
+
+
 def test_the_input_is_not_modified():
     before = copy.deepcopy(PERSON)
     close_schema(PERSON, strict=True)
