@@ -105,6 +105,15 @@ def test_jump_forward_saves_forward_passes_and_keeps_outputs_valid(tiny_model_di
         assert obj["first_name"] in ("ann", "bob") and obj["last_name"] in ("lee", "kim")
 
 
+def test_every_output_token_has_a_logprob_where_the_grammar_forces_text(tiny_engine):
+    schema = {"type": "object", "properties": {"first_name": {"enum": ["ann", "bob"]}},
+              "required": ["first_name"], "additionalProperties": False}
+    params = SamplingParams(json_schema=schema, temperature=0, max_new_tokens=40, logprobs=True)
+    (c,) = tiny_engine.generate("go", params).outputs
+    assert json.loads(c.text)["first_name"] in ("ann", "bob")
+    assert [lp.token_id for lp in c.logprobs] == c.token_ids
+
+
 def test_bad_regex_fails_at_submit_with_a_clear_error(tiny_engine):
     with pytest.raises(ValueError, match="regex"):
         tiny_engine.submit("x", SamplingParams(regex="(unclosed"))

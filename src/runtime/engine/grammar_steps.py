@@ -84,8 +84,11 @@ class GrammarSteps:
             self._apply_jump_forward(seq, jf)
 
     def _plan_jump_forward(self, seq: Sequence) -> JumpForward | None:
-        """The forced text `_jump_forward` would append now (None: nothing to do)."""
-        if seq.grammar is None or not self.cfg.jump_forward or isinstance(seq.grammar, HealingMatcher):
+        """The forced text `_jump_forward` would append now (None: nothing to do). Not for a
+        sequence that reports logprobs: every output token needs its row, so forced tokens
+        are sampled (from a one-token mask) like the others."""
+        if seq.grammar is None or not self.cfg.jump_forward or seq.logprobs is not None \
+                or isinstance(seq.grammar, HealingMatcher):
             return None
         own = len(seq.token_ids) - max(seq.cached_len, seq.prompt_len)
         budget = seq.request.params.max_new_tokens - seq.num_output
