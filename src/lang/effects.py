@@ -3,7 +3,8 @@
 The interpreter's node handlers are generators that `yield` an effect and receive its
 result (sans-IO): the same handler runs under `drive` (blocking backend calls, used by
 `run` and thread-driven fork branches) and under `adrive` (awaits, used by `arun`). Only
-this file knows the difference between the two paths.
+this file knows the difference between the two paths. An effect that raises is raised in
+the handler, at its `yield`, so the handler may say which node asked for it.
 """
 
 from __future__ import annotations
@@ -64,26 +65,33 @@ Steps = Generator[Any, Any, None]
 _DONE = object()
 
 
-def _send(steps: Steps, result: Any) -> Any:
-    """The handler's next effect given the last one's result; `_DONE` once it returned."""
+def _resume(steps: Steps, result: Any, error: Exception | None) -> Any:
+    """The handler's next effect given the last one's result (or error, raised in the
+    handler); `_DONE` once it returned."""
     try:
-        return steps.send(result)
+        return steps.send(result) if error is None else steps.throw(error)
     except StopIteration:
         return _DONE
 
 
 def drive(steps: Steps, backend: Backend) -> None:
     """Run a handler to completion, performing its effects with blocking calls."""
-    result = None
-    while (effect := _send(steps, result)) is not _DONE:
-        result = _perform(effect, backend)
+    result, error = None, None
+    while (effect := _resume(steps, result, error)) is not _DONE:
+        try:
+            result, error = _perform(effect, backend), None
+        except Exception as e:
+            result, error = None, e
 
 
 async def adrive(steps: Steps, backend: Backend) -> None:
     """Run a handler to completion on the event loop, awaiting its effects."""
-    result = None
-    while (effect := _send(steps, result)) is not _DONE:
-        result = await _aperform(effect, backend)
+    result, error = None, None
+    while (effect := _resume(steps, result, error)) is not _DONE:
+        try:
+            result, error = await _aperform(effect, backend), None
+        except Exception as e:
+            result, error = None, e
 
 
 def _perform(effect: Any, backend: Backend) -> Any:

@@ -107,10 +107,10 @@ class Interpreter:
                     frame.streaming[name] += piece
                 self.changes.notify()
 
-            out = yield Stream(frame.text, params, on_delta)
+            out = yield from _named(name, Stream(frame.text, params, on_delta))
             texts = ["".join(pieces)]
         else:
-            out = yield Generate(frame.text, params)
+            out = yield from _named(name, Generate(frame.text, params))
             texts = [c.text for c in out.outputs]
             if len(texts) != params.n:
                 raise RuntimeError(f"gen {name!r}: asked for n={params.n} completions, the "
@@ -195,3 +195,15 @@ def _sample(scores: list[float], temperature: float) -> int:
     top = max(scores)
     weights = [math.exp((s - top) / temperature) for s in scores]
     return random.choices(range(len(scores)), weights=weights)[0]
+
+
+def _named(name: str | None, effect: Any) -> Steps:
+    """Perform a gen's request; a refusal of it (a constraint the backend cannot compile,
+    a bad value) is re-raised, same type, with a message that names the gen."""
+    try:
+        return (yield effect)
+    except ValueError as e:
+        prefix = f"gen {name!r}: "
+        if e.args and isinstance(e.args[0], str) and not e.args[0].startswith(prefix):
+            e.args = (prefix + e.args[0], *e.args[1:])
+        raise

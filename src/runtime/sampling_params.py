@@ -89,8 +89,10 @@ class SamplingParams:
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
-        self.stop = list(self.stop or [])
-        self.stop_token_ids = list(self.stop_token_ids or [])
+        if self.stop is None or isinstance(self.stop, (list, tuple)):  # else: validate names it
+            self.stop = list(self.stop or [])
+        if self.stop_token_ids is None or isinstance(self.stop_token_ids, (list, tuple)):
+            self.stop_token_ids = list(self.stop_token_ids or [])
         if isinstance(self.logit_bias, dict):  # JSON keys are strings: "42" is token 42
             self.logit_bias = {int(k) if isinstance(k, str) and k.isdigit() else k: v
                                for k, v in self.logit_bias.items()}
@@ -121,10 +123,11 @@ class SamplingParams:
                      "token_healing", "close_on_budget"):
             _check(isinstance(getattr(self, name), bool), name,
                    f"must be a boolean, got {getattr(self, name)!r}")
-        _check(all(isinstance(s, str) and s for s in self.stop), "stop",
-               "must be a list of non-empty strings")
-        _check(all(type(t) is int and 0 <= t < INT64_LIMIT for t in self.stop_token_ids),
-               "stop_token_ids", "must be a list of non-negative 64-bit integers")
+        _check(isinstance(self.stop, list) and all(isinstance(s, str) and s for s in self.stop),
+               "stop", f"must be a string or a list of non-empty strings, got {self.stop!r:.80}")
+        _check(isinstance(self.stop_token_ids, list) and all(
+            type(t) is int and 0 <= t < INT64_LIMIT for t in self.stop_token_ids),
+            "stop_token_ids", "must be a list of non-negative 64-bit integers")
         _check(isinstance(self.logit_bias, dict) and all(
             type(t) is int and 0 <= t < INT64_LIMIT for t in self.logit_bias), "logit_bias",
             "must map non-negative token ids to numbers")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pydantic
 import pytest
 
@@ -193,3 +195,25 @@ def test_appending_a_non_text_value_is_a_type_error(value):
 
     with pytest.raises(TypeError, match="cannot append"):
         prog.run(backend=tines.MockBackend())
+
+
+class RefusingBackend(tines.MockBackend):
+    """A backend that refuses every request's constraint, as an engine or server does."""
+
+    def generate(self, text, params):
+        raise ValueError("unknown type 'objekt' at #")
+
+    async def agenerate(self, text, params):
+        return self.generate(text, params)
+
+
+def test_a_refused_request_names_the_gen_that_asked_for_it():
+    with pytest.raises(ValueError, match=r"^gen 'a': unknown type 'objekt' at #$"):
+        one_gen.run(backend=RefusingBackend())
+    with pytest.raises(ValueError, match=r"^gen 'a': unknown type"):
+        asyncio.run(one_gen.arun(backend=RefusingBackend()))
+
+
+def test_a_stop_that_is_neither_a_string_nor_a_list_is_named():
+    with pytest.raises(ValueError, match="gen 'a': stop: must be a string or a list"):
+        tines.gen("a", stop=5)
