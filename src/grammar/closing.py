@@ -213,10 +213,6 @@ class ClosingIndex:
             m = masks[budget] = ids_to_bitmask(keep, self.vocab.vocab_size)
         return m
 
-    def narrows(self, sid: int, budget: int) -> bool:
-        """Whether `budget_mask(sid, budget)` leaves out a token the grammar allows here."""
-        return budget < self._successor_needs(sid)[2]
-
     def _successor_needs(self, sid: int) -> tuple[np.ndarray, np.ndarray, int, dict]:
         """(allowed non-EOS ids, 1 + min_tokens of the state each leads to, max of those,
         budget -> mask cache)."""

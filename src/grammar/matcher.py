@@ -44,14 +44,11 @@ CLOSING_WINDOW = 32  # fill_bitmask_within switches to budget masks this close t
 
 
 class GrammarMatcher:
-    __slots__ = ("grammar", "_history", "budget_cut")
+    __slots__ = ("grammar", "_history")
 
     def __init__(self, grammar: CompiledGrammar):
         self.grammar = grammar
         self._history: list[int] = [grammar.automaton.start]
-        # a budget mask has left out a token the grammar allowed: the output is shorter than
-        # the model chose, so it ends as "length" even once the grammar completes
-        self.budget_cut = False
 
     @property
     def state(self) -> int:
@@ -129,8 +126,6 @@ class GrammarMatcher:
                 n = self.grammar.closing.min_tokens(self.state)
                 if n is not None and remaining <= n + window:
                     self.fill_budget_bitmask(bitmask, row, remaining)
-                    self.budget_cut = self.budget_cut or self.grammar.closing.narrows(
-                        self.state, int(remaining))
                     return
         self.fill_bitmask(bitmask, row)
 
@@ -172,13 +167,11 @@ class GrammarMatcher:
 
     def reset(self) -> None:
         del self._history[1:]
-        self.budget_cut = False
 
     def copy(self) -> GrammarMatcher:
         m = GrammarMatcher.__new__(GrammarMatcher)
         m.grammar = self.grammar
         m._history = list(self._history)
-        m.budget_cut = self.budget_cut
         return m
 
     def started_after(self, data: bytes) -> GrammarMatcher:
@@ -193,7 +186,6 @@ class GrammarMatcher:
         m = GrammarMatcher.__new__(GrammarMatcher)
         m.grammar = self.grammar
         m._history = [state]
-        m.budget_cut = False
         return m
 
     def forced_bytes(self, limit: int = 256) -> bytes:

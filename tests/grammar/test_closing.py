@@ -173,18 +173,6 @@ def test_within_is_the_plain_mask_far_from_the_end(byte_compiler):
     assert np.flatnonzero(bitmask_to_bool(buf, 257)[0]).tolist() == [ord("b")]
 
 
-def test_a_budget_mask_that_leaves_a_token_out_marks_the_output_cut(byte_compiler):
-    m = byte_compiler.compile(GrammarSpec.regex(r"a(b|cccc)")).matcher()
-    assert m.accept_token(ord("a"))
-    buf = allocate_token_bitmask(1, 257)
-    m.fill_bitmask_within(buf, 0, remaining=4, window=4)  # "b" and "cccc" both still fit
-    assert not m.budget_cut
-    m.fill_bitmask_within(buf, 0, remaining=1, window=4)  # "cccc" no longer fits
-    assert m.budget_cut and m.copy().budget_cut
-    m.reset()
-    assert not m.budget_cut
-
-
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_within_window_ends_valid_when_the_budget_runs_out(real_compiler, name):
     """The engine's call: `fill_bitmask_within` at every step, sampling uniformly."""

@@ -64,7 +64,7 @@ def test_finish_reason_stays_length_when_closed(tiny_engine):
         assert len(c.token_ids) <= 12
 
 
-def test_a_string_closed_by_the_budget_ends_as_length_though_the_grammar_completed(tiny_engine):
+def test_a_string_closed_at_the_budget_ends_as_length_though_the_grammar_completed(tiny_engine):
     schema = {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}
     [a] = tiny_engine.tokenizer.encode("a", add_special_tokens=False)
     params = SamplingParams(json_schema=schema, temperature=0.0, max_new_tokens=10,
@@ -72,6 +72,7 @@ def test_a_string_closed_by_the_budget_ends_as_length_though_the_grammar_complet
     [out] = tiny_engine.generate(["x"], params)
     (c,) = out.outputs
     assert json.loads(c.text)["note"].startswith("a") and c.finish_reason == "length"
+    assert len(c.token_ids) == 10
 
 
 def test_closing_off_lets_the_budget_cut_inside_a_string(tiny_engine):

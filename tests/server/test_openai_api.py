@@ -131,7 +131,9 @@ def test_completions_echo_with_logprobs_scores_the_prompt_tokens(client, model):
     assert "".join(lp.tokens[:n_prompt]) == prompt
     assert lp.text_offset[:2] == [0, len(lp.tokens[0])] and lp.text_offset[n_prompt] == len(prompt)
     assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # nothing precedes it
-    assert all(v <= 0 for v in lp.token_logprobs[1:]) and len(lp.top_logprobs[1]) == 1
+    assert all(v <= 0 for v in lp.token_logprobs[1:])
+    for token, top in zip(lp.tokens[1:], lp.top_logprobs[1:]):  # the top one, and the token
+        assert token in top and 1 <= len(top) <= 2
     # a prompt that differs only in its last token: the shared tokens get the same logprobs
     other = client.completions.create(model=model, prompt="The capital of France is London",
                                       max_tokens=1, echo=True, logprobs=0, temperature=0)
@@ -153,7 +155,8 @@ def test_completions_echo_only_scores_prompts_that_share_a_context(client, model
         assert "".join(lp.tokens) == prompt and lp.token_logprobs[0] is None
         assert lp.token_logprobs[1:] == pytest.approx(
             [x.logprob for x in alone.prompt_logprobs[1:]], abs=1e-4)
-        assert all(len(top) == 2 for top in lp.top_logprobs[1:])
+        for token, top in zip(lp.tokens[1:], lp.top_logprobs[1:]):  # the top 2, and the token
+            assert token in top and 2 <= len(top) <= 3
 
 
 def test_completions_max_tokens_0_needs_echo(client, model):
@@ -271,3 +274,30 @@ def test_continue_final_message_prefills_the_answer(client, model, tiny_server):
     rendered = engine.chat_template.render(messages, add_generation_prompt=False)
     expected = rendered[:rendered.rfind("The answer is") + len("The answer is")]
     assert r.usage.prompt_tokens == len(engine.tokenizer.encode(expected))
+
+
+def test_streamed_chat_logprobs_ride_on_the_chunks_of_their_tokens(client, model):
+    kw = dict(model=model, messages=CHAT, max_tokens=6, temperature=0, logprobs=True,
+              top_logprobs=1, extra_body={"ignore_eos": True})
+    whole = client.chat.completions.create(**kw).choices[0]
+    chunks = [c.choices[0] for c in client.chat.completions.create(**kw, stream=True) if c.choices]
+    with_text = [c for c in chunks if c.delta.content]
+    assert with_text and all(c.logprobs and c.logprobs.content for c in with_text)
+    streamed = [e for c in chunks if c.logprobs for e in c.logprobs.content]
+    assert [e.token for e in streamed] == [e.token for e in whole.logprobs.content]
+    assert [e.logprob for e in streamed] == pytest.approx(
+        [e.logprob for e in whole.logprobs.content], abs=1e-3)  # the cache splits steps apart
+    raw = bytes(b for e in streamed for b in e.bytes)  # a token's own bytes, split characters too
+    assert raw.decode("utf-8", errors="replace") == whole.message.content
+
+
+def test_streamed_completion_logprobs_ride_on_their_chunks_with_running_offsets(client, model):
+    kw = dict(model=model, prompt="Hello", max_tokens=5, temperature=0, logprobs=1,
+              extra_body={"ignore_eos": True})
+    whole = client.completions.create(**kw).choices[0]
+    chunks = [c.choices[0] for c in client.completions.create(**kw, stream=True) if c.choices]
+    assert all(c.logprobs for c in chunks if c.text)
+    tokens = [t for c in chunks if c.logprobs for t in c.logprobs.tokens]
+    offsets = [o for c in chunks if c.logprobs for o in c.logprobs.text_offset]
+    assert tokens == whole.logprobs.tokens and offsets == whole.logprobs.text_offset
+    assert offsets == sorted(offsets) and offsets[-1] <= len(whole.text)

@@ -367,8 +367,6 @@ class EngineCore(GrammarSteps):
         if lp is not None and seq.logprobs is not None:
             seq.logprobs.append(lp)
         if token in p.stop_token_ids or (not p.ignore_eos and token in self.tokenizer.eos_token_ids):
-            if seq.grammar is not None and self._grammar_end_reason(seq) == "length":
-                return self._finish(seq, "length")  # the budget mask left only the end
             return self._finish(seq, "stop", token)
         if seq.grammar is not None and not seq.grammar.accept_token(token):
             raise RuntimeError(f"grammar rejected sampled token {token}: mask and matcher disagree")
@@ -380,7 +378,7 @@ class EngineCore(GrammarSteps):
         if seq.num_output >= p.max_new_tokens or len(seq.token_ids) >= self.max_model_len:
             return self._finish(seq, "length")
         if seq.grammar is not None and seq.grammar.is_terminated():
-            return self._finish(seq, self._grammar_end_reason(seq))
+            return self._finish(seq, "stop")
 
     def _finish(self, seq: Sequence, reason: str, matched: str | int | None = None) -> None:
         seq.finish_reason, seq.matched_stop = reason, matched

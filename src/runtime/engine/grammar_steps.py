@@ -114,16 +114,10 @@ class GrammarSteps:
                                        jf.append_ids)
         if stop is not None:
             self._finish(seq, "stop", stop)
+        elif seq.num_output >= seq.request.params.max_new_tokens:  # before the grammar's end,
+            self._finish(seq, "length")  # as `_append` checks: a text closed at the budget
         elif seq.grammar.is_terminated():
-            self._finish(seq, self._grammar_end_reason(seq))
-        elif seq.num_output >= seq.request.params.max_new_tokens:
-            self._finish(seq, "length")
-
-    @staticmethod
-    def _grammar_end_reason(seq: Sequence) -> str:
-        """"stop" for a grammar that completed, "length" when the budget held it to its
-        closing path (`GrammarMatcher.budget_cut`): callers learn that the output was cut."""
-        return "length" if getattr(seq.grammar, "budget_cut", False) else "stop"
+            self._finish(seq, "stop")
 
     def _closes_after(self, seq: Sequence, jf: JumpForward) -> bool:
         """Whether the grammar can still be completed within the budget after `jf` (always

@@ -18,14 +18,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..outputs import Completion as EngineCompletion
-from ..outputs import RequestOutput
+from ..outputs import RequestOutput, TokenLogprob
 from .dispatch import Job, until_disconnected
 from .errors import APIError
 from .guard import GuardedRoute
-from .logprobs import chat_logprobs
+from .logprobs import TokenBytes, chat_logprobs
 from .protocol import ChatCompletionRequest
 from .protocol_out import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
-                           ChatCompletionChunk, ChatDelta, ChoiceLogprobs, CustomCallOut,
+                           ChatCompletionChunk, ChatDelta, CustomCallOut,
                            FunctionCallOut,
                            ToolCallDelta, Usage, new_id)
 from .sampling import RENAME, build_params, constraint_param, requested_max_tokens
@@ -65,14 +65,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
                                           arrival=arrival)
     headers = {"X-Request-Id": rid}
     if body.stream:
-        return sse_response(_stream(job, rid, st.model_name, body, plan, custom), headers, job.close)
+        return sse_response(_stream(job, rid, st, body, plan, custom), headers, job.close)
     try:
         out = await until_disconnected(request, _result(job))
     finally:
         job.close()  # a no-op once finished; aborts when the client left before it began
     if out is None:
         return Response(status_code=499)
-    choices = [_choice(c, body, plan, custom) for c in out.outputs]
+    choices = [_choice(c, body, plan, st.token_bytes, custom) for c in out.outputs]
     usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
     resp = ChatCompletion(id=rid, model=st.model_name, choices=choices, usage=usage)
     return JSONResponse(resp.model_dump(), headers=headers)
@@ -116,7 +116,7 @@ def _finish_reason(c: EngineCompletion, num_calls: int) -> str:
 
 
 def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan,
-            custom: CustomInput | None = None) -> ChatChoice:
+            token_bytes: TokenBytes, custom: CustomInput | None = None) -> ChatChoice:
     content, calls = c.text, []
     if custom:
         content, calls = None, [custom_call(custom, c.text)]
@@ -126,15 +126,19 @@ def _choice(c: EngineCompletion, body: ChatCompletionRequest, plan: ToolPlan,
                                           plan.custom_names)
     msg = AssistantMessage(content=content, tool_calls=calls or None)
     return ChatChoice(index=c.index, message=msg, finish_reason=_finish_reason(c, len(calls)),
-                      logprobs=chat_logprobs(c.logprobs) if body.logprobs else None)
+                      logprobs=chat_logprobs(c.logprobs, token_bytes) if body.logprobs else None)
 
 
-async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
+async def _stream(job: Job, rid: str, st: ServerState, body: ChatCompletionRequest,
                   plan: ToolPlan, custom: CustomInput | None = None) -> AsyncIterator[str]:
-    created = int(time.time())
+    created, model = int(time.time()), st.model_name
+    # each choice's token logprobs not yet sent: they ride on its next chunk, as OpenAI's do
+    unsent: list[list[TokenLogprob]] = [[] for _ in range(body.n)]
 
-    def chunk(index: int, delta: ChatDelta, finish: str | None = None,
-              logprobs: ChoiceLogprobs | None = None) -> str:
+    def chunk(index: int, delta: ChatDelta, finish: str | None = None) -> str:
+        logprobs = None
+        if body.logprobs and unsent[index]:
+            logprobs, unsent[index] = chat_logprobs(unsent[index], st.token_bytes), []
         choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
         return event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[choice]))
 
@@ -171,6 +175,8 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
                 yield chunk(i, ChatDelta(tool_calls=[first_delta(custom)]))
                 num_calls[i] = 1
         async for d in job.events():
+            if d.index >= 0 and d.logprobs:
+                unsent[d.index] += d.logprobs
             if d.index >= 0 and d.text:
                 for piece in pieces(d.index, parsers[d.index].feed(d.text) if parsers else [d.text]):
                     yield piece
@@ -179,8 +185,7 @@ async def _stream(job: Job, rid: str, model: str, body: ChatCompletionRequest,
             if parsers:
                 for piece in pieces(c.index, parsers[c.index].finish()):
                     yield piece
-            yield chunk(c.index, ChatDelta(), _finish_reason(c, num_calls[c.index]),
-                        chat_logprobs(c.logprobs) if body.logprobs else None)
+            yield chunk(c.index, ChatDelta(), _finish_reason(c, num_calls[c.index]))
         if body.stream_options and body.stream_options.include_usage:
             usage = Usage.of(out.num_prompt_tokens, out.num_completion_tokens, out.num_cached_tokens)
             yield event(ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=usage))

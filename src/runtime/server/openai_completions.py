@@ -87,8 +87,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         for c in out.outputs:
             choices.append(CompletionChoice(
                 index=p * body.n + c.index, text=echo + c.text, finish_reason=c.finish_reason,
-                logprobs=completion_logprobs(c.logprobs, len(echo), body.logprobs or 0,
-                                             _echoed_rows(st, body, out))))
+                logprobs=completion_logprobs(c.logprobs, st.token_bytes, len(echo),
+                                             body.logprobs or 0, _echoed_rows(st, body, out))))
     usage = Usage.of(sum(o.num_prompt_tokens for o in outs), sum(o.num_completion_tokens for o in outs),
                      sum(o.num_cached_tokens for o in outs))
     resp = Completion(id=rid, model=st.model_name, choices=choices, usage=usage)
@@ -108,9 +108,9 @@ async def _echo_only(st: ServerState, body: CompletionRequest, prompts: list[lis
     decode = st.engine.tokenizer.decode
     choices = []
     for p, (ids, lps) in enumerate(zip(prompts, rows)):
-        echoed = [(decode([t], skip_special_tokens=False), lp) for t, lp in zip(ids, lps)]
+        echoed = [(t, decode([t], skip_special_tokens=False), lp) for t, lp in zip(ids, lps)]
         text = decode(ids, skip_special_tokens=False)
-        logprobs = completion_logprobs([], len(text), body.logprobs or 0, echoed) \
+        logprobs = completion_logprobs([], st.token_bytes, len(text), body.logprobs or 0, echoed) \
             if body.logprobs is not None else None
         choices.append(CompletionChoice(index=p, text=text, finish_reason="length", logprobs=logprobs))
     resp = Completion(id=new_id("cmpl"), model=st.model_name, choices=choices,
@@ -138,12 +138,13 @@ def _echo_text(st: ServerState, body: CompletionRequest, ids: list[int]) -> str:
 
 
 def _echoed_rows(st: ServerState, body: CompletionRequest, out: RequestOutput
-                 ) -> list[tuple[str, TokenLogprob | None]] | None:
-    """With echo and logprobs: each prompt token's text and logprob (None for the first)."""
+                 ) -> list[tuple[int, str, TokenLogprob | None]] | None:
+    """With echo and logprobs: each prompt token's id, text and logprob (None for the
+    first)."""
     if not (body.echo and out.prompt_logprobs):
         return None
     decode = st.engine.tokenizer.decode
-    return [(decode([t], skip_special_tokens=False), lp)
+    return [(t, decode([t], skip_special_tokens=False), lp)
             for t, lp in zip(out.prompt_token_ids, out.prompt_logprobs)]
 
 
@@ -164,15 +165,28 @@ async def _stream(jobs: list[Job], echoes: list[str], rid: str, st: ServerState,
         return event(Completion(id=rid, created=created, model=model, choices=[choice]))
 
     async def one(p: int, job: Job) -> AsyncIterator[str]:
+        # per choice: token logprobs not yet sent (they ride on its next chunk, as OpenAI's
+        # do) and the characters sent so far (their text_offset)
+        unsent: list[list[TokenLogprob]] = [[] for _ in range(body.n)]
+        sent = [len(echoes[p])] * body.n
+
+        def logprobs_of(i: int, echoed: list | None = None):
+            if body.logprobs is None or not (unsent[i] or echoed):
+                return None
+            lps, unsent[i] = unsent[i], []
+            return completion_logprobs(lps, st.token_bytes, sent[i], body.logprobs, echoed)
+
         for i in range(body.n if echoes[p] else 0):
             yield chunk(p * body.n + i, echoes[p])
         async for d in job.events():
+            if d.index >= 0 and d.logprobs:
+                unsent[d.index] += d.logprobs
             if d.index >= 0 and d.text:
-                yield chunk(p * body.n + d.index, d.text)
+                yield chunk(p * body.n + d.index, d.text, logprobs=logprobs_of(d.index))
+                sent[d.index] += len(d.text)
         for c in job.output.outputs:
-            lps = completion_logprobs(c.logprobs, len(echoes[p]), body.logprobs or 0,
-                                      _echoed_rows(st, body, job.output))
-            yield chunk(p * body.n + c.index, "", c.finish_reason, lps)
+            yield chunk(p * body.n + c.index, "", c.finish_reason,
+                        logprobs_of(c.index, _echoed_rows(st, body, job.output)))
 
     try:
         async for piece in merge([one(p, job) for p, job in enumerate(jobs)]):

@@ -13,6 +13,7 @@ from fastapi import Request
 from .dispatch import Dispatcher
 from .errors import APIError
 from .limits import Limits
+from .logprobs import TokenBytes
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class ServerState:
     aliases: frozenset[str]  # other names a request may use for the same model
     dispatcher: Dispatcher
     metrics: ServerMetrics
+    token_bytes: TokenBytes
     api_key: str | None = None
     limits: Limits = Limits()
 
@@ -40,8 +42,8 @@ class ServerState:
         name = model_name or _default_name(engine)
         aliases = frozenset({name, str(path), path.name, path.stem, engine.cfg.model or name})
         metrics = ServerMetrics(engine)
-        return cls(engine, name, aliases, Dispatcher(engine, metrics), metrics, api_key,
-                   limits or Limits())
+        return cls(engine, name, aliases, Dispatcher(engine, metrics), metrics,
+                   TokenBytes(engine.tokenizer), api_key, limits or Limits())
 
     def check_model(self, name: str) -> str | None:
         """The LoRA adapter `name` picks: "MODEL:ADAPTER" or an adapter's own name (as vLLM
