@@ -16,7 +16,7 @@ from tines.runtime.server.custom_tools import CustomInput
 from tines.runtime.server.protocol import (ChatCompletionRequest, CustomTool, NamedCustomToolChoice,
                                            NamedToolChoice, Tool)
 from tines.runtime.server.tool_calls import messages_for_template, plan_tools
-from tines.runtime.server.tool_parser import (CallStart, InputDelta, ToolCallParser,
+from tines.runtime.server.tool_parser import (ArgsDelta, CallStart, InputDelta, ToolCallParser,
                                               split_tool_calls)
 
 MARKERS = ("<tool_call>", "</tool_call>")
@@ -99,8 +99,21 @@ def test_what_is_not_a_call_stays_content(text):
 def test_unclosed_call_at_the_end_is_parsed_and_truncated_garbage_is_content():
     unclosed = '<tool_call>\n{"name": "get_time", "arguments": {}}'
     assert len(split_tool_calls(unclosed, MARKERS, NAMES)[1]) == 1
-    truncated = '<tool_call>\n{"name": "get_weather", "argu'
-    assert split_tool_calls(truncated, MARKERS, NAMES) == (truncated, [])
+    for garbage in ('<tool_call>\n{"nam', '<tool_call>\n{"name": "no_such_tool", "argu'):
+        assert split_tool_calls(garbage, MARKERS, NAMES) == (garbage, [])
+
+
+@pytest.mark.parametrize("cut, arguments", [('{"name": "get_weather", "argu', ""),
+                                            ('{"name": "get_weather",', ""),
+                                            ('{"name": "get_weather", "arguments": {"ci', '{"ci')])
+def test_a_call_cut_after_its_name_is_a_call_with_the_arguments_that_arrived(cut, arguments):
+    content, calls = split_tool_calls("<tool_call>\n" + cut, MARKERS, NAMES)
+    assert content is None and len(calls) == 1
+    assert (calls[0].function.name, calls[0].function.arguments) == ("get_weather", arguments)
+    parser = ToolCallParser(MARKERS, NAMES)  # streamed: the same call, announced at the end
+    events = [e for piece in ("<tool_call>\n", cut) for e in parser.feed(piece)] + parser.finish()
+    assert not any(isinstance(e, str) for e in events)
+    assert "".join(e.text for e in events if isinstance(e, ArgsDelta)) == arguments
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])

@@ -6,8 +6,10 @@ once `{"name": <a known tool>, "arguments": {` has arrived the call is announced
 and its arguments are given out as they arrive (`ArgsDelta`, OpenAI's streamed shape), up to
 the end of the arguments object; any other block is held until its closing marker, then
 parsed, and one that does not parse as `{"name": <a known tool>, "arguments": {...}}` is given
-back as content, never dropped. A call cut by the end of the output after its arguments began
-stays a call (its arguments as far as they got). Whitespace just before a call is not
+back as content, never dropped. A call cut by the end of the output once its name is whole
+stays a call (its arguments as far as they got, maybe none), so a `max_tokens` cut never shows
+the template's markup as content. A function's arguments are the text the model wrote, streamed
+or not, so the deltas add up to the whole output's `arguments`. Whitespace just before a call is not
 reported (so an answer made only of calls has `content: null`); whole and streamed parsing
 give the same content and calls.
 
@@ -27,6 +29,8 @@ from .protocol_out import CustomCallOut, CustomToolCallOut, FunctionCallOut, Too
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"(?:arguments|parameters)"\s*:\s*(?=\{)')
 _INPUT_HEAD = re.compile(r'\{\s*"input"\s*:\s*"')
+_NAME_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")')  # a call cut after its name
+_ARGS_KEY = re.compile(r'\s*,\s*"(?:arguments|parameters)"\s*:\s*')
 # one whole unit of a JSON string's contents: plain text, a surrogate pair, an escape
 _STRING_UNIT = re.compile(r'[^"\\]+|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[0-9a-fA-F]{4}'
                           r'|\\u[0-9a-fA-F]{4}|\\[^u]')
@@ -109,7 +113,8 @@ class ToolCallParser:
         if self._live is not None:
             self._end_live()
         elif self._in_call:
-            self._block(self._buf, self._buf[len(self.opening):], events)
+            if not self._cut_call(events):
+                self._block(self._buf, self._buf[len(self.opening):], events)
         else:
             self._content(self._buf, events)
         if self._pending_space and not self.calls:  # plain text keeps its trailing whitespace
@@ -188,17 +193,36 @@ class ToolCallParser:
             events.append(ArgsDelta(live.index, piece))
 
     def _end_live(self) -> None:
-        """The live call ended (closing marker, or the output ended): a function's arguments
-        in the canonical form whole outputs get, when they parse."""
-        live, self._live = self._live, None
-        if live.index is None or isinstance(live, _LiveInput):
-            return
-        fn = self.calls[live.index].function
+        """The live call ended (closing marker, or the output ended)."""
+        self._live = None
+
+    def _cut_call(self, events: list[Event]) -> bool:
+        """The output ended inside a call before its arguments began, but after its name:
+        a call of that tool with what arrived of its arguments (or input). False when the
+        name is not whole or not a tool's."""
+        m = _NAME_HEAD.match(self._buf, len(self.opening))
+        if m is None or not self._room():
+            return False
         try:
-            args = json.loads(fn.arguments)
+            name = json.loads(m.group(1))
         except json.JSONDecodeError:
-            return  # cut: keep the arguments as far as they got
-        fn.arguments = json.dumps(args, ensure_ascii=False)
+            return False
+        if not isinstance(name, str) or not self._known(name) or self._parse(
+                self._buf[len(self.opening):]) is not None:
+            return False  # a whole block: `_block` answers it
+        key = _ARGS_KEY.match(self._buf, m.end())
+        args = self._buf[key.end():].rstrip() if key else ""
+        self._pending_space = ""
+        i = len(self.calls)
+        if name in self.custom_names:
+            self.calls.append(CustomToolCallOut(id=new_call_id(), custom=CustomCallOut(
+                name=name, input="")))
+            events.append(CallStart(i, self.calls[i].id, name, "custom"))
+        else:
+            self.calls.append(ToolCallOut(id=new_call_id(), function=FunctionCallOut(
+                name=name, arguments=args)))
+            events += [CallStart(i, self.calls[i].id, name), ArgsDelta(i, args)]
+        return True
 
     def _parse(self, body: str) -> ToolCallOut | CustomToolCallOut | None:
         try:
