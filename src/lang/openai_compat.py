@@ -21,7 +21,10 @@ Role markers: an OpenAI server does not expose its template. Pass `chat_template
 or a `{role: (begin, end)}` dict (and `default_system_prompt`); without one the backend asks
 the server's `/model_info` (a tines server answers it) on first use, and raises ValueError
 if there is none. Constraints the API cannot carry (`structural_tag`, `json_whitespace`,
-`prompt_logprobs`) raise ValueError naming the field.
+`json_extra_keys`, `prompt_logprobs`) raise ValueError naming the field. Token healing (on by
+default for `gen`) is not sent: OpenAI's API has no such field and refuses unknown ones, so
+a prompt is continued as written (use RemoteBackend against a tines server to keep it). A
+`json_schema` goes as `strict` (every property required, as OpenAI enforces).
 """
 
 from __future__ import annotations

@@ -71,6 +71,13 @@ BAD_OPENAI = [
     ("image content", "/v1/chat/completions",
      {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}, 400,
      "messages[0].content[0]", ("text",)),
+    ("null content", "/v1/chat/completions", {"messages": [{"role": "user", "content": None}]}, 400,
+     "messages[0].content", ("required",)),
+    ("assistant without content or calls", "/v1/chat/completions",
+     {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": None}]}, 400,
+     "messages[1].content", ("tool_calls",)),
+    ("stream_options without stream", "/v1/chat/completions",
+     {"stream_options": {"include_usage": True}}, 400, "stream_options", ("stream",)),
     ("logit_bias", "/v1/completions", {"prompt": "x", "logit_bias": {"5": 101}}, 400, "logit_bias", ()),
     ("token id outside the vocabulary", "/v1/completions", {"prompt": [1, 10 ** 7]}, 400, "prompt", ("vocabulary",)),
 ]

@@ -71,6 +71,8 @@ def build_params(req: ChatCompletionRequest | CompletionRequest, max_tokens: int
     """SamplingParams for a request. When `max_tokens` is None, max_new_tokens is a
     placeholder until `Dispatcher.fit` knows the room left after the prompt.
     `tool_constraint` is a custom tool's input constraint, ("grammar" | "regex", text)."""
+    if req.stream_options is not None and not req.stream:
+        raise APIError(400, "stream_options: only allowed when stream is true", "stream_options")
     if isinstance(req, CompletionRequest):
         if req.suffix:
             raise APIError(400, "suffix: not supported by this server", "suffix")

@@ -158,5 +158,9 @@ def messages_for_template(messages: list[Any]) -> list[dict[str, Any]]:
                 call["function"]["arguments"] = json.dumps(args, ensure_ascii=False)
         if msg["role"] == "tool" and "content" not in msg:
             msg["content"] = ""
+        if "content" not in msg and not (msg["role"] == "assistant" and msg.get("tool_calls")):
+            raise APIError(400, f"messages[{i}].content: required for a {msg['role']} message"
+                           + (" without tool_calls" if msg["role"] == "assistant" else ""),
+                           f"messages[{i}].content")
         out.append(msg)
     return out
