@@ -11,7 +11,8 @@ import re
 import pytest
 
 import tines
-from tines.runtime.engine.healing import healing_vocabulary, plan_healing
+from tines.runtime.engine.healing import plan_healing
+from tines.runtime.engine.token_vocab import token_vocabulary
 from tines.runtime.sampling_params import SamplingParams
 
 SAMPLES = 8
@@ -20,7 +21,7 @@ SAMPLES = 8
 @pytest.fixture(scope="module")
 def vocab(tiny_engine):
     tok = tiny_engine.tokenizer
-    return healing_vocabulary(tok, len(tok.token_strings()))
+    return token_vocabulary(tok, len(tok.token_strings()))
 
 
 def healed(engine, prompt: str, **kw) -> list:

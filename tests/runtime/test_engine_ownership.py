@@ -83,3 +83,15 @@ def test_five_thousand_requests_leave_latency_buffers_bounded(engine):
     stats = engine.stats()
     assert stats["ttft_count"] == 5000
     assert (size(), len(stats["ttft_buckets"])) == (before, buckets_before)
+
+
+def test_grammars_and_token_healing_share_one_vocabulary(engine, monkeypatch):
+    """Both index the vocabulary (~64 MiB on the default model's): one copy per engine."""
+    from tines.runtime.engine import token_vocab
+
+    made = []
+    build = token_vocab.token_vocabulary
+    monkeypatch.setattr(token_vocab, "token_vocabulary", lambda *a: made.append(build(*a)) or made[-1])
+    params = SamplingParams(temperature=0, max_new_tokens=4, regex="[a-z]+", token_healing=True)
+    engine.generate("The word is ", params)  # a grammar and a healed prompt
+    assert len(made) == 1 and engine._intake._grammars.vocab is made[0]

@@ -36,12 +36,14 @@ def tokenizer(default_model_path):
 @pytest.fixture(scope="module")
 def bridges(tokenizer):
     from tines.runtime.engine.grammar_bridge import GrammarBridge
+    from tines.runtime.engine.token_vocab import token_vocabulary
 
     made = {}
+    vocab = token_vocabulary(tokenizer, len(tokenizer.token_strings()))
 
     def get(backend: str) -> GrammarBridge:
         if backend not in made:
-            made[backend] = GrammarBridge(tokenizer, len(tokenizer.token_strings()), backend)
+            made[backend] = GrammarBridge(tokenizer, vocab, backend)
         return made[backend]
 
     yield get

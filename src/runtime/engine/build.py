@@ -24,6 +24,7 @@ from ..tokenizer.tokenizer import Tokenizer
 from .admission import Admission
 from .config import EngineConfig
 from .core import EngineCore
+from .token_vocab import EngineVocabulary
 from .device import device_memory_available, place_model, resolve_placement
 from .malloc_tuning import keep_step_memory_in_heap, release_freed_heap
 from .model_runner import ModelRunner
@@ -44,6 +45,7 @@ class BuiltCore(NamedTuple):
     model_config: ModelConfig
     max_model_len: int
     pool: KVPoolInfo
+    vocab: EngineVocabulary  # shared by the core's token healing and request intake
     tp_group: Any = None  # TensorParallelGroup when tp_size > 1 (its workers, for operators)
 
 
@@ -76,8 +78,9 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
                       mc.head_dim, loaded.model.dtype, placement.device, padding_slot=on_gpu)
     table = SlotTable(2 * cfg.max_running + 1, max_model_len + 1, placement.device)
     scheduler = Scheduler(cfg, pool, make_cache(pool, radix=not cfg.disable_radix_cache), table)
+    vocab = EngineVocabulary(tokenizer, mc.vocab_size)
     core = EngineCore(cfg, tokenizer, ModelRunner(loaded.model, pool, table, tp_group), scheduler,
-                      max_model_len, admission)
+                      max_model_len, vocab, admission)
     for name, path in cfg.lora_adapters:
         core.runner.load_lora(name, path)
     if cfg.compile and on_gpu:
@@ -89,7 +92,7 @@ def build_core(cfg: EngineConfig, model_path: Path, admission: Admission) -> Bui
         warm_up(core)
     release_freed_heap()  # what loading and the warm-up freed (the heap keeps freed blocks)
     return BuiltCore(core, tokenizer, chat_template, mc, max_model_len,
-                     KVPoolInfo(pool.num_slots, pool.nbytes), tp_group)
+                     KVPoolInfo(pool.num_slots, pool.nbytes), vocab, tp_group)
 
 
 def warm_up(core: EngineCore) -> None:

@@ -52,6 +52,7 @@ from .request import Request, Sequence, SeqStatus
 from .sampler import Sampler, SampleRow
 from .scheduler import Chunk, Scheduler
 from .stats import Counters
+from .token_vocab import EngineVocabulary
 from .text_output import TextOutput
 from ..tokenizer.tokenizer import Tokenizer
 
@@ -60,7 +61,8 @@ log = logging.getLogger("tines.engine")
 
 class EngineCore(GrammarSteps):
     def __init__(self, cfg: EngineConfig, tokenizer: Tokenizer, runner: ModelRunner,
-                 scheduler: Scheduler, max_model_len: int, admission: Admission | None = None):
+                 scheduler: Scheduler, max_model_len: int, vocab: EngineVocabulary,
+                 admission: Admission | None = None):
         self.cfg, self.tokenizer, self.runner, self.scheduler = cfg, tokenizer, runner, scheduler
         self.cache = scheduler.cache
         self.max_model_len = max_model_len
@@ -73,7 +75,7 @@ class EngineCore(GrammarSteps):
         self.vocab_words = (self.vocab_size + 31) // 32
         self.mask_prefetch = MaskPrefetch(self.vocab_words, self._fill_mask)
         self._events: list[tuple[Callable[[Any], None], Any]] = []
-        self.healing = HealingPlans(tokenizer, self.vocab_size)
+        self.healing = HealingPlans(vocab)
 
     def reset_stats(self) -> None:
         """Forget the cache and every counter (after the warm-up requests)."""

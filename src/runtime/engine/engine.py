@@ -92,9 +92,8 @@ class Engine(ScoringEntryPoints):
         self.pool = built.pool  # KVPoolInfo: num_slots, nbytes
         self.tp_group = built.tp_group
         self.start_token_id = start_token(built.tokenizer)
-        self._intake = RequestIntake(built.tokenizer, built.model_config.vocab_size,
-                                     built.max_model_len, built.pool.num_slots,
-                                     cfg.grammar_backend)
+        self._intake = RequestIntake(built.tokenizer, built.vocab, built.max_model_len,
+                                     built.pool.num_slots, cfg.grammar_backend)
         self._lora_names = frozenset(name for name, _ in cfg.lora_adapters)
         _live_engines.add(self)
 

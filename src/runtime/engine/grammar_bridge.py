@@ -21,10 +21,8 @@ class GrammarBridge:
     """`backend` picks the grammar engine (`grammar/backends/`: "tines", "outlines",
     "llguidance", "xgrammar"); every one compiles to matchers the engine drives alike."""
 
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int, backend: str = "tines"):
-        self.vocab = TokenVocabulary.from_token_strings(
-            tokenizer.token_strings(), tokenizer.kind, tokenizer.special_token_ids,
-            tokenizer.eos_token_ids, vocab_size)
+    def __init__(self, tokenizer: Tokenizer, vocab: TokenVocabulary, backend: str = "tines"):
+        self.vocab = vocab
         self.backend = backend
         self.compiler = make_compiler(
             backend, self.vocab, lambda text: tokenizer.encode(text, add_special_tokens=False))

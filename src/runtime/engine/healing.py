@@ -30,6 +30,7 @@ from ...grammar.matcher import GrammarMatcher, utf8_complete_len
 from ...grammar.vocabulary import TokenVocabulary
 from ..tokenizer.tokenizer import Tokenizer
 from .text_output import TextOutput
+from .token_vocab import EngineVocabulary
 
 MAX_HEAL_TOKENS = 4  # a multi-byte character may span several byte tokens
 MAX_HEAL_BYTES = 16
@@ -48,29 +49,20 @@ class Healing:
     text: str
 
 
-def healing_vocabulary(tokenizer: Tokenizer, vocab_size: int) -> TokenVocabulary:
-    return TokenVocabulary.from_token_strings(
-        tokenizer.token_strings(), tokenizer.kind, tokenizer.special_token_ids,
-        tokenizer.eos_token_ids, vocab_size)
-
-
 class HealingPlans:
     """The engine's healed requests (engine thread): the prompt tail each one backed up, by
-    request id, and the vocabulary their masks use (made on the first healed request)."""
+    request id. Their masks walk the engine's vocabulary (made on the first healed request,
+    if grammars have not made it)."""
 
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int):
-        self.tokenizer = tokenizer
-        self.vocab_size = vocab_size
-        self.vocab: TokenVocabulary | None = None
+    def __init__(self, vocab: EngineVocabulary):
+        self._vocab = vocab
         self._plans: dict[str, Healing] = {}
 
     def plan(self, request_id: str, prompt_ids: list[int]) -> int:
         """Back `prompt_ids` up over its last token(s), in place; the number of tokens
         removed (0: nothing to heal). The first generated tokens re-spell them, so the
         caller gives them budget of their own."""
-        if self.vocab is None:
-            self.vocab = healing_vocabulary(self.tokenizer, self.vocab_size)
-        plan = plan_healing(prompt_ids, self.vocab)
+        plan = plan_healing(prompt_ids, self._vocab.get())
         if plan is None:
             return 0
         del prompt_ids[len(prompt_ids) - plan.num_tokens:]
@@ -82,8 +74,7 @@ class HealingPlans:
 
     def matcher(self, plan: Healing, inner: GrammarMatcher | None) -> HealingMatcher:
         """A matcher that re-spells `plan`'s removed bytes, then hands over to `inner`."""
-        assert self.vocab is not None, "a plan exists only after the vocabulary was made"
-        return HealingMatcher(self.vocab, plan.removed, inner)
+        return HealingMatcher(self._vocab.get(), plan.removed, inner)
 
     def forget(self, request_id: str) -> None:
         self._plans.pop(request_id, None)

@@ -16,9 +16,9 @@ from .scoring import Prompt
 
 
 class RequestIntake:
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int, max_model_len: int, num_kv_slots: int,
-                 grammar_backend: str = "tines"):
-        self.tokenizer, self.vocab_size = tokenizer, vocab_size
+    def __init__(self, tokenizer: Tokenizer, vocab: EngineVocabulary, max_model_len: int,
+                 num_kv_slots: int, grammar_backend: str = "tines"):
+        self.tokenizer, self.vocab, self.vocab_size = tokenizer, vocab, vocab.vocab_size
         self.max_model_len, self.num_kv_slots = max_model_len, num_kv_slots
         self.grammar_backend = grammar_backend
         self._grammars = None  # a GrammarBridge, made on first use
@@ -80,7 +80,7 @@ class RequestIntake:
 
         with self._grammars_lock:  # one bridge, whichever thread asks first
             if self._grammars is None:
-                self._grammars = GrammarBridge(self.tokenizer, self.vocab_size,
+                self._grammars = GrammarBridge(self.tokenizer, self.vocab.get(),
                                                self.grammar_backend)
         try:
             return self._grammars.compile_async(params)
