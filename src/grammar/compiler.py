@@ -69,8 +69,8 @@ class GrammarSpec:
     def json_schema(cls, schema, **options) -> GrammarSpec:
         """`schema`: a dict, JSON text, or a pydantic model class. `options` are
         `JsonOptions` fields (whitespace, separators, strict, max_recursion, any_depth,
-        assert_formats, refuse_unknown_formats, max_subschemas, canonical_numbers,
-        unenforced_unique_items). A pydantic class defaults to `strict=True`."""
+        assert_formats, refuse_unknown_formats, max_subschemas). A pydantic class defaults
+        to `strict=True`."""
         if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
             # pydantic ignores unknown fields, so generating them is wasted: close objects
             options.setdefault("strict", True)
@@ -119,8 +119,7 @@ class GrammarSpec:
         """The spec for a `SamplingParams`-like object (regex / json_schema / choices /
         structural_tag / grammar / ebnf, plus json_whitespace and json_extra_keys), or None
         when it is unconstrained. JSON is what the model writes, so its objects are closed
-        (`json_closing.py`) unless json_extra_keys, its numbers canonical, and a uniqueItems
-        that cannot be enforced is a warning rather than a refusal."""
+        (`json_closing.py`) unless json_extra_keys, and its numbers canonical."""
         ws = getattr(params, "json_whitespace", None)
         close = not getattr(params, "json_extra_keys", False)
         if getattr(params, "regex", None) is not None:
@@ -128,7 +127,7 @@ class GrammarSpec:
         if getattr(params, "json_schema", None) is not None:
             schema = _parse_json(params.json_schema, "json_schema")
             return cls.json_schema(close_schema(schema) if close else schema, whitespace=ws,
-                                   canonical_numbers=True, unenforced_unique_items=True)
+                                   canonical_numbers=True)
         if getattr(params, "choices", None) is not None:
             return cls.choices(params.choices)
         if getattr(params, "structural_tag", None) is not None:
@@ -137,8 +136,7 @@ class GrammarSpec:
                 tag = {**tag, "structures": [
                     {**s, "schema": close_schema(s["schema"])}
                     if isinstance(s, dict) and "schema" in s else s for s in tag["structures"]]}
-            return cls.structural_tag(tag, whitespace=ws, canonical_numbers=True,
-                                      unenforced_unique_items=True)
+            return cls.structural_tag(tag, whitespace=ws, canonical_numbers=True)
         if getattr(params, "grammar", None) is not None:
             return cls.cfg(params.grammar, "auto")
         if getattr(params, "ebnf", None) is not None:

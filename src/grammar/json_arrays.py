@@ -9,8 +9,7 @@ counter, not one copy per position.
 finite set of at most `MAX_DISTINCT` strings, booleans or null (one spelling each, so distinct
 texts are distinct values): the array is then a walk over subsets of that set, one state
 per subset already written. Elsewhere "all items differ" is not a regular property and
-`UnsupportedSchemaError` is raised, unless `JsonOptions.unenforced_unique_items` (the
-engine's setting: a pydantic `set[str]` field writes such a schema) makes it a warning.
+`UnsupportedSchemaError` is raised.
 
 `contains` (with `minContains`/`maxContains`) intersects the array with a second array
 grammar in which each item either matches the `contains` schema or matches its complement
@@ -84,13 +83,11 @@ def _plain(c: SchemaCompiler, f: Flat) -> int:
 
     if f.unique_items and (max_n is None or max_n > 1):
         values = _finite_scalars(c, subs_at(0)) if k == 0 else None
-        if values is not None:
-            return _distinct(c, values, min_n, max_n)
-        why = (f"distinct items are only enforced when maxItems <= 1 or items are at most "
-               f"{MAX_DISTINCT} strings/booleans/null")
-        if not c.options.unenforced_unique_items:
-            raise UnsupportedSchemaError("uniqueItems", f.ctx.pointer, why)
-        c.warn(f"uniqueItems at {f.ctx.pointer or '#'} is not enforced ({why}): items may repeat")
+        if values is None:
+            raise UnsupportedSchemaError("uniqueItems", f.ctx.pointer, "distinct items are "
+                                         "only enforced when maxItems <= 1 or items are at "
+                                         f"most {MAX_DISTINCT} strings/booleans/null")
+        return _distinct(c, values, min_n, max_n)
 
     rest = c.value(subs_at(k))
     lo = max(0, min_n - k)

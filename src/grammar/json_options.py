@@ -21,10 +21,6 @@ class JsonOptions:
     # and llguidance do). False: every spelling JSON Schema counts as that value (1, 1.0,
     # 1.00), to check instances written by others.
     canonical_numbers: bool = False
-    # True: a uniqueItems this compiler cannot enforce (items from an unbounded set) is not
-    # enforced, with a warning, instead of refused: a pydantic set[str] field writes one, and
-    # its model reads repeated items as one. The engine sets it; a checker should not.
-    unenforced_unique_items: bool = False
 
     def __post_init__(self) -> None:
         if self.max_recursion < 1 or self.any_depth < 0:

@@ -143,15 +143,3 @@ def test_the_engine_writes_integers_and_enum_numbers_canonically():
     assert [g.accepts_text(t) for t in ("3", "3.000", "2.5", "2.50")] == [True, False, True, False]
     spec_exact = CompiledGrammar(GrammarSpec.json_schema({"type": "integer"}), byte_vocab())
     assert spec_exact.accepts_text("12.00")  # JSON Schema counts it as an integer
-
-
-def test_the_engine_takes_a_unique_items_it_cannot_enforce_with_a_warning():
-    from tines.grammar.errors import UnsupportedSchemaError
-
-    tags = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}  # pydantic set[str]
-    g = _engine_grammar(json_schema=tags)
-    assert g.accepts_text('["a","b"]') and any("uniqueItems" in w for w in g.warnings)
-    with pytest.raises(UnsupportedSchemaError, match="uniqueItems"):
-        CompiledGrammar(GrammarSpec.json_schema(tags), byte_vocab())
-    small = _engine_grammar(json_schema={**tags, "items": {"enum": ["a", "b"]}})
-    assert not small.accepts_text('["a","a"]')  # a small set is still enforced
