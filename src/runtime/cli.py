@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except PullError as e:
         print(f"tines: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
-        print(f"tines: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"tines: {e}", file=sys.stderr)  # bad flags and paths: a message, no traceback
         return 2
 
 

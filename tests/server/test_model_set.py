@@ -86,3 +86,23 @@ def test_remote_backend_picks_a_model_by_name(tiny_model_dir, tokenizer_dir, tmp
         local.shutdown()
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_without_the_key_nothing_is_loaded_or_revealed(tiny_model_dir, tmp_path):
+    dirs = []
+    for name in ("tiny-a", "tiny-b"):
+        shutil.copytree(tiny_model_dir, tmp_path / name)
+        dirs += ["--model", str(tmp_path / name)]
+    proc, url = start_serve_process(*dirs, "--api-key", "k", "--no-compile", "--kv-tokens", "2048")
+    try:
+        for body in ({"model": "tiny-b", "text": "x"}, {"model": "nope", "text": "x"}):
+            r = httpx.post(url + "/generate", json=body)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        big = httpx.post(url + "/generate", content=b"x" * (9 << 20))
+        assert big.status_code == 401
+        models = httpx.get(url + "/v1/models", headers={"Authorization": "Bearer k"}).json()
+        assert not any(m["loaded"] for m in models["data"])
+        assert httpx.get(url + "/health").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -200,6 +200,26 @@ def test_empty_api_key_is_refused_by_the_cli():
     assert proc.returncode == 2 and "--api-key" in proc.stderr
 
 
+
+@pytest.mark.parametrize("flags, named", [(["--port", "99999"], "--port"),
+                                          (["--replicas", "-1"], "--replicas"),
+                                          (["--shutdown-timeout", "-1"], "--shutdown-timeout")])
+def test_bad_serve_flags_are_refused_before_any_load(flags, named):
+    proc = subprocess.run([sys.executable, "-m", "tines.runtime.cli", "serve", *flags],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_folder_that_is_not_a_model_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    for folder in (tmp_path.parent, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "tines.runtime.cli", "generate", "hi",
+                               "--model", str(folder)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "config.json" in proc.stderr
+
+
 # --- values that are 400s ------------------------------------------------------------------
 def test_max_new_tokens_as_a_string_is_400(http):
     r = http.post("/generate", json={"text": "x", "sampling_params": {"max_new_tokens": "5"}})

@@ -67,7 +67,13 @@ def load_model(path: str | Path, weights: str = "fp32",
     """Load a model with its weights in `weights` format (fp32, bf16, int8, int4, auto)."""
     path = Path(path)
     if path.is_dir():
-        cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{path}: a model folder needs a config.json (or give a .gguf file)")
+        try:
+            cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
+        except (KeyError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path / 'config.json'}: not a model config "
+                             f"({type(e).__name__}: {e})") from None
         model = _make_model(cfg, weights, max_positions)
         _load_into(model, cfg, _safetensors_weights(path), from_gguf=False)
         return LoadedModel(model, cfg, path)

@@ -76,6 +76,12 @@ def check_serve_args(args: argparse.Namespace) -> Limits:
         args.model = args.models[0]
     if args.max_loaded_models < 1:
         raise ValueError("--max-loaded-models: must be >= 1")
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port: must be in 1..65535, got {args.port}")
+    if args.replicas < 0:
+        raise ValueError(f"--replicas: must be >= 0, got {args.replicas}")
+    if not args.shutdown_timeout >= 0:
+        raise ValueError(f"--shutdown-timeout: must be >= 0 seconds, got {args.shutdown_timeout}")
     if args.api_key is not None and not args.api_key.strip():
         raise ValueError("--api-key: empty; give a non-empty key, or leave the flag out to "
                          "serve without authentication")

@@ -106,9 +106,10 @@ class ModelSetApp:
         path = scope["path"]
         if path == "/health":
             return await _json(send, 200, {"status": "ok"})
+        if not self._authorized(scope) and path != "/openapi.json":
+            # before the body is read and before any model is loaded or evicted for it
+            return await _json(send, 401, _error("invalid or missing API key", "invalid_api_key"))
         if path == "/v1/models":
-            if not self._authorized(scope):
-                return await _json(send, 401, _error("invalid or missing API key", "invalid_api_key"))
             return await _json(send, 200, {"object": "list", "data": [
                 {"id": n, "object": "model", "owned_by": "tines", "loaded": n in self.models.loaded}
                 for n in self.models.models]})
