@@ -66,6 +66,14 @@ def test_tp2_equals_tp1_on_the_default_model(default_model_path):
         assert [o.outputs[0].token_ids for o in engine.generate(PROMPTS, GREEDY)] == expected
 
 
+def test_more_ranks_than_kv_heads_is_refused_before_any_rank_starts(tiny_model_dir):
+    import multiprocessing
+
+    with pytest.raises(ValueError, match="tp_size: 3 ranks need at least 3 KV heads"):
+        Engine(**_options(tiny_model_dir), tp_size=3)
+    assert not multiprocessing.active_children()
+
+
 def test_a_dead_rank_stops_the_engine_with_an_error_naming_it(tiny_model_dir):
     engine = Engine(**_options(tiny_model_dir), tp_size=2)
     try:

@@ -20,7 +20,7 @@ from ..cache.kv_pool import KVPool
 from ..engine.handle import EngineFatalError
 from ..models.llama import ForwardBatch
 from ..models.loader import load_model
-from .sharding import shard_llama
+from .sharding import kv_heads_of, shard_llama
 
 if TYPE_CHECKING:
     from ..engine.config import EngineConfig
@@ -189,7 +189,10 @@ def _worker_main(rank: int, world: int, init: str, device: str, model_path: str,
 
 def start_tensor_parallel(cfg: EngineConfig, model_path: Path, model: torch.nn.Module,
                           num_slots: int) -> tuple[MirroredKVPool, TensorParallelGroup]:
-    """Start ranks 1..tp_size-1, shard rank 0's `model` in place, and make rank 0's pool."""
+    """Start ranks 1..tp_size-1, shard rank 0's `model` in place, and make rank 0's pool.
+    A model the ranks cannot share (fewer KV heads than ranks) is refused before any rank
+    starts."""
+    kv_heads_of(0, cfg.tp_size, model.cfg.num_kv_heads)
     group = TensorParallelGroup(cfg.tp_size, str(model_path), cfg.weights, cfg.max_model_len,
                                 num_slots, model.dtype, threads_per_rank=cfg.num_threads)
     heads = shard_llama(model, 0, cfg.tp_size)
