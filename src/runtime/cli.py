@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "generate":
             return _generate(args)
-        from .server.args import check_serve_args
+        from .server.args import check_port_free, check_serve_args
 
         check_serve_args(args)  # an empty --api-key or a bad limit stops here, before any load
+        check_port_free(args.host, args.port)
         if args.replicas:
             from .replicas.app import serve_replicas
 
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         print(f"tines: {e}", file=sys.stderr)  # bad flags and paths: a message, no traceback
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before serving began (a running server exits 0)
+        print("tines: interrupted", file=sys.stderr)
+        return 130
 
 
 def _generate(args: argparse.Namespace) -> int:

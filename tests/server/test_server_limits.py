@@ -5,6 +5,7 @@ Every check goes through a live server on the tiny model."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -208,6 +209,17 @@ def test_bad_serve_flags_are_refused_before_any_load(flags, named):
     proc = subprocess.run([sys.executable, "-m", "tines.runtime.cli", "serve", *flags],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_port_in_use_is_refused_before_the_model_loads():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "tines.runtime.cli", "serve", "--port",
+                               str(port), "--model", "/no/such/model.gguf"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and f"--port: cannot listen on 127.0.0.1:{port}" in proc.stderr
 
 
 def test_a_folder_that_is_not_a_model_is_a_message_not_a_traceback(tmp_path):

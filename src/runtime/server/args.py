@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 from .limits import Limits
 
@@ -86,6 +87,19 @@ def check_serve_args(args: argparse.Namespace) -> Limits:
         raise ValueError("--api-key: empty; give a non-empty key, or leave the flag out to "
                          "serve without authentication")
     return Limits(max_body=args.max_body, max_n=args.max_n, max_batch=args.max_batch)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ValueError naming --port when `host:port` cannot be listened on now (in use, or not an
+    address of this machine): said before the model loads, not after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            s.bind(address)
+    except OSError as e:
+        raise ValueError(f"--port: cannot listen on {host}:{port} "
+                         f"({e.strerror or e})") from None
 
 
 def engine_options(args: argparse.Namespace) -> dict:
