@@ -29,7 +29,7 @@ from .choices import choices_expr
 from .closing import ClosingIndex
 from .errors import GrammarError
 from .expr import ExprPool
-from .json_closing import close_schema
+from .json_closing import close_schema, close_tag
 from .json_options import JsonOptions
 from .json_schema import json_schema_expr
 from .json_values import JsonSyntax, whitespace_expr
@@ -132,11 +132,8 @@ class GrammarSpec:
             return cls.choices(params.choices)
         if getattr(params, "structural_tag", None) is not None:
             tag = _parse_json(params.structural_tag, "structural_tag")
-            if close and isinstance(tag, dict) and isinstance(tag.get("structures"), list):
-                tag = {**tag, "structures": [
-                    {**s, "schema": close_schema(s["schema"])}
-                    if isinstance(s, dict) and "schema" in s else s for s in tag["structures"]]}
-            return cls.structural_tag(tag, whitespace=ws, canonical_numbers=True)
+            return cls.structural_tag(close_tag(tag) if close else tag, whitespace=ws,
+                                      canonical_numbers=True)
         if getattr(params, "grammar", None) is not None:
             return cls.cfg(params.grammar, "auto")
         if getattr(params, "ebnf", None) is not None:

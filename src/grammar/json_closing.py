@@ -23,6 +23,7 @@ above their count): closed, it would admit nothing.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 _EXTRA_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
@@ -38,6 +39,18 @@ def close_schema(schema: Any, strict: bool = False) -> Any:
     out = copy.deepcopy(schema)
     _close(out, strict)
     return out
+
+
+def close_tag(tag: Any, strict: Sequence[bool] = ()) -> Any:
+    """A copy of a structural tag with each structure's schema closed by `close_schema`,
+    structure i under `strict[i]` (False past the list); anything else comes back as it is."""
+    if not isinstance(tag, dict) or not isinstance(tag.get("structures"), list):
+        return tag
+    flags = list(strict) + [False] * len(tag["structures"])
+    return {**tag, "structures": [
+        {**s, "schema": close_schema(s["schema"], flags[i])}
+        if isinstance(s, dict) and "schema" in s else s
+        for i, s in enumerate(tag["structures"])]}
 
 
 def _is_object(node: dict[str, Any]) -> bool:

@@ -29,7 +29,7 @@ from . import custom_tools
 from .custom_tools import CustomInput
 from .errors import APIError
 from .protocol import CustomTool, NamedCustomToolChoice, NamedToolChoice, Tool, ToolChoice
-from ...grammar.json_closing import close_schema
+from ...grammar.json_closing import close_tag
 
 EMPTY_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -56,10 +56,7 @@ class ToolPlan:
         closed (`json_closing`: all of them, every property required, under strict)."""
         if self.structural_tag is None:
             return None
-        strict = list(self.strict) + [False] * len(self.structural_tag["structures"])
-        structures = [{**st, "schema": close_schema(st["schema"], strict[i])} if "schema" in st
-                      else st for i, st in enumerate(self.structural_tag["structures"])]
-        return {**self.structural_tag, "structures": structures}
+        return close_tag(self.structural_tag, self.strict)
 
 
 def call_structure(tool: Tool, markers: tuple[str, str]) -> dict[str, Any]:
