@@ -1,7 +1,7 @@
 """Numbers and strings of a flat schema: ranges, `multipleOf`, lengths, patterns, formats.
 
 - A number range is a regex over its digits (`json_numbers.py`); `integer` admits `1.0`
-  except under draft 4 (`SchemaCompiler.integer_fraction`).
+  except under draft 4 or `canonical_numbers` (`SchemaCompiler.integer_fraction`).
 - `multipleOf` intersects the number with a divisibility automaton over the positional
   digits; divisors m = a / 10**s with a above `MAX_DIVISOR` are refused (liveness cost).
 - A string is its quoted content: lengths and formats in one content expression

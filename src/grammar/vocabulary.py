@@ -58,6 +58,16 @@ def sentencepiece_token_bytes(token: str) -> bytes:
     return token.replace("\u2581", " ").encode("utf-8")
 
 
+def token_bytes_decoder(kind: str) -> Callable[[str], bytes]:
+    """How a tokenizer of `kind` ("byte_level" or "sentencepiece") spells a token string as
+    bytes."""
+    if kind == "byte_level":
+        return byte_level_token_bytes
+    if kind == "sentencepiece":
+        return sentencepiece_token_bytes
+    raise ValueError(f"unknown tokenizer kind {kind!r} (byte_level | sentencepiece)")
+
+
 class TokenVocabulary:
     """Immutable token-id → bytes table plus EOS ids; `fingerprint` keys grammar caches."""
 
@@ -87,12 +97,7 @@ class TokenVocabulary:
                            eos_token_ids: Iterable[int], vocab_size: int | None = None
                            ) -> TokenVocabulary:
         """From the tokenizer's token strings. `kind` is "byte_level" or "sentencepiece"."""
-        if kind == "byte_level":
-            decode = byte_level_token_bytes
-        elif kind == "sentencepiece":
-            decode = sentencepiece_token_bytes
-        else:
-            raise ValueError(f"unknown tokenizer kind {kind!r} (byte_level | sentencepiece)")
+        decode = token_bytes_decoder(kind)
         special = set(special_token_ids) | set(eos_token_ids)
         tb = [None if i in special else decode(t) for i, t in enumerate(tokens)]
         return cls(tb, eos_token_ids, vocab_size)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...grammar.vocabulary import byte_level_token_bytes, sentencepiece_token_bytes
+from ...grammar.vocabulary import token_bytes_decoder
 from ..outputs import TokenLogprob
 from ..tokenizer.tokenizer import Tokenizer
 from .protocol_out import ChoiceLogprobs, CompletionLogprobs, TokenLogprobOut, TopLogprob
@@ -24,8 +24,7 @@ class TokenBytes:
 
     def __init__(self, tokenizer: Tokenizer):
         self._strings = tokenizer.token_strings()
-        self._decode = byte_level_token_bytes if tokenizer.kind == "byte_level" \
-            else sentencepiece_token_bytes
+        self._decode = token_bytes_decoder(tokenizer.kind)
         self._special = tokenizer.special_token_ids | set(tokenizer.eos_token_ids)
         self._known: dict[int, bytes] = {}
 
