@@ -1,4 +1,4 @@
-"""CPU speed of tines against transformers (bf16) and llama-cpp-python, on the same GGUF.
+"""CPU speed of tines against transformers and llama-cpp-python, on the same GGUF.
 
 Prints, from one run (each figure the best of a few tries): prefill tok/s of a 512-token prompt, decode tok/s of one sequence, and
 aggregate decode tok/s of 8 and 32 concurrent sequences, for each tines weight format and each
@@ -97,8 +97,10 @@ def bench_transformers(path) -> dict | None:
         return None
     torch.set_num_threads(THREADS)
     t = time.perf_counter()
+    from bench.peers.hf import fastest_dtype
+
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.bfloat16).eval()
+        str(path.parent), gguf_file=path.name, dtype=getattr(torch, fastest_dtype())).eval()
     out = {"load_s": time.perf_counter() - t}
     with torch.no_grad():
         ids = torch.tensor([prompt_ids(512, 1)])
@@ -251,7 +253,10 @@ def main() -> None:
         if result:
             rows[f"tines {fmt}"] = result
     if not args.no_peers:
-        for name, system in (("transformers bf16", "transformers"), ("llama-cpp-python", "llama-cpp")):
+        from bench.peers.hf import fastest_dtype
+
+        hf_name = f"transformers {fastest_dtype().replace('bfloat', 'bf').replace('float', 'fp')}"
+        for name, system in ((hf_name, "transformers"), ("llama-cpp-python", "llama-cpp")):
             result = run_isolated(system, args.model)
             if result:
                 rows[name] = result

@@ -91,7 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="programs for a workload on every system (repeatable)")
     ap.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the "
                     "default model, pulled if needed)")
-    ap.add_argument("--hf-dtype", default="bfloat16", help="transformers dtype (default bf16)")
+    ap.add_argument("--hf-dtype", default=None, help="transformers dtype (default: bfloat16 where "
+                    "the CPU has bf16 arithmetic, else float32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)

@@ -139,7 +139,9 @@ class TransformersSystem:
 
     name = "transformers"
 
-    def __init__(self, model: Path, dtype: str, probe_tokens: int = probe.DECODE_TOKENS) -> None:
+    def __init__(self, model: Path, dtype: str | None,
+                 probe_tokens: int = probe.DECODE_TOKENS) -> None:
+        """dtype None: transformers' fastest on this CPU (peers/hf.py `fastest_dtype`)."""
         self.model, self.dtype, self.probe_tokens = model, dtype, probe_tokens
         self.hf: Any = None
         self.speed: dict[str, float] = {}
@@ -150,8 +152,9 @@ class TransformersSystem:
             import transformers  # noqa: F401
         except ImportError as e:
             return f"not installed ({e}); `make bench-peers` installs it"
-        from bench.peers.hf import HFPeer
+        from bench.peers.hf import HFPeer, fastest_dtype
 
+        self.dtype = self.dtype or fastest_dtype()
         self.hf = HFPeer(self.model, self.dtype)
         self.hf.generate("Hello there", 2)
         self.speed = probe.probe_hf(self.hf, self.probe_tokens)

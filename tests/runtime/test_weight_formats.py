@@ -10,7 +10,8 @@ from gguf import GGMLQuantizationType, quants
 
 from tests.forward import full_logits
 from tines.runtime.models.loader import load_model
-from tines.runtime.models.linear import Embedding, Linear
+from tines.runtime.models import onednn
+from tines.runtime.models.linear import AUTO_INT4_MAX_TOKENS, Embedding, Linear, activation_dtype
 from tines.runtime.models.quantize import Int4Weight, Int8Weight
 
 # Per format, on the prompt below: the mean KL divergence of its next-token distributions
@@ -52,6 +53,22 @@ def test_linear_matches_its_dequantized_weights(fmt):
     ref = x.bfloat16().float() @ {"bf16": w.bfloat16().float(), "int8": Int8Weight.from_float(w).dequantize(),
                                   "int4": Int4Weight.from_float(w).dequantize()}[fmt].t()
     torch.testing.assert_close(layer(x).float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_auto_without_bf16_arithmetic_runs_fp32_dense_and_int4_for_few_rows(monkeypatch):
+    # An AVX2-only CPU: emulated bf16 matmuls are tens of times slower than fp32 there.
+    monkeypatch.setattr(onednn, "available", lambda device="cpu": False)
+    assert activation_dtype("auto") == torch.float32 and activation_dtype("int4") == torch.bfloat16
+    w = torch.randn(96, 64)
+    layer = Linear(64, 96, bias=False, fmt="auto")
+    layer.load(w)
+    assert layer.weight.dtype == torch.float32
+    many, few = torch.randn(AUTO_INT4_MAX_TOKENS + 1, 64), torch.randn(AUTO_INT4_MAX_TOKENS, 64)
+    assert torch.equal(layer(many), many @ w.t())
+    int4 = Linear(64, 96, bias=False, fmt="int4")
+    int4.load(w)
+    assert layer(few).dtype == torch.float32
+    assert torch.equal(layer(few), int4(few).float())
 
 
 def test_low_bit_embedding_lookup_and_logits():

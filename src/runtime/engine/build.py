@@ -114,7 +114,7 @@ def warm_up_compiled(core: EngineCore) -> None:
     core.run_now([[1]], greedy)
     core.run_now([[1, 2, 3]], greedy)
     core.run_now([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
-    # A batch past the auto format's int4 limit: the bf16 branch gets its graph too.
+    # A batch past the auto format's int4 limit: the dense branch gets its graph too.
     core.run_now([[i, i + 1] for i in range(1, AUTO_INT4_MAX_TOKENS + 3)], greedy)
     core.reset_stats()
     core.runner.decode_warm = True

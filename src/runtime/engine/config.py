@@ -21,8 +21,9 @@ class EngineConfig:
     the default cap of 65,536 tokens is 1.4 GB."""
 
     model: str | None = None  # a path, a known name, or None for the default model
-    # fp32 / bf16 dense; int8 / int4 weight-only; auto: int4 for decode-sized steps, bf16 for
-    # prefill-sized ones (all but fp32 run bf16 activations and KV cache)
+    # fp32 / bf16 dense; int8 / int4 weight-only; auto: int4 for decode-sized steps, dense for
+    # prefill-sized ones (all but fp32 run bf16 activations and KV cache, except auto on a CPU
+    # without bf16 arithmetic, which runs fp32 ones: models/linear.py)
     weights: str = "auto"
     kv_tokens: int | None = None
     kv_memory_fraction: float = 0.25

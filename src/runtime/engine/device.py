@@ -13,14 +13,18 @@ model, KV pool, slot table (a mirror) and the step's tensors live on the device.
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ... import kernels
+from ..models import onednn
 from ..models.linear import Embedding, Linear, OutputHead
 from .config import EngineConfig
+
+log = logging.getLogger("tines.engine")
 
 
 class Placement(NamedTuple):
@@ -43,6 +47,10 @@ def resolve_placement(cfg: EngineConfig) -> Placement:
         if backend == "triton" and not kernels.triton_interpreting():
             raise ValueError("kernels='triton' on the CPU runs only under the Triton "
                              "interpreter (TRITON_INTERPRET=1, as the tests set it)")
+        if cfg.weights == "bf16" and not onednn.available():
+            log.warning("weights='bf16': this CPU has no bf16 arithmetic, so bf16 matmuls run "
+                        "emulated, tens of times slower than fp32; weights='auto' (the default) "
+                        "or 'fp32' run faster here")
         return Placement(device, backend, cfg.weights, cfg.weights)
     if cfg.tp_size > 1:
         raise ValueError(f"tp_size={cfg.tp_size} runs on the CPU only for now; use device='cpu'")

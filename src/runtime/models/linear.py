@@ -4,9 +4,16 @@
                   onednn.py)
     int8          int8 weights with one scale per output channel, torch's int8 weight-only op
     int4          4-bit weights in groups of 32 with a scale and zero each, torch's int4 op
-    auto          both int4 and bf16: a step of few tokens (decoding) is bound by reading the
-                  weights and takes the 4-bit copy; a step of many (prefill, big batches) is
-                  bound by arithmetic and takes bf16, which the CPU's matrix units run fastest
+    auto          both int4 and a dense copy: a step of few tokens (decoding) is bound by
+                  reading the weights and takes the 4-bit copy; a step of many (prefill, big
+                  batches) is bound by arithmetic and takes the dense copy, in bf16 where the
+                  CPU multiplies bf16 in hardware (AVX512-BF16, AMX: `onednn.available()`),
+                  else in fp32
+
+Where the CPU has no bf16 arithmetic, torch's bf16 matmul and attention run emulated, far
+slower than fp32 (measured on an AVX2-only EPYC, 2 threads, a (512, 576) x (576, 1536)
+matmul: 1.1 GFLOP/s in bf16, 83 in fp32): there `auto` keeps activations, the dense copy and
+the KV cache in fp32, and only the int4 op sees bf16, its own input format.
 
 The low-bit formats take bf16 activations (the CPU kernels' fast path) and keep the weights
 low-bit in memory; they are the CPU path (CUDA would want its own packing). Matmul inputs are
@@ -32,7 +39,10 @@ AUTO_INT4_MAX_TOKENS = 8
 
 
 def activation_dtype(fmt: str) -> torch.dtype:
-    return torch.float32 if fmt == "fp32" else torch.bfloat16
+    """The dtype of a format's activations and KV cache (see the module docstring for auto)."""
+    if fmt == "fp32" or (fmt == "auto" and not onednn.available()):
+        return torch.float32
+    return torch.bfloat16
 
 
 def _check_format(fmt: str) -> None:
@@ -68,12 +78,12 @@ class Linear(nn.Module):
         if self.fmt in ("int4", "auto"):
             w = weight if isinstance(weight, Int4Weight) else Int4Weight.from_float(weight)
             self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
-            self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(self.dtype).contiguous()
+            self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous()
         elif self.fmt == "int8":
             w8 = Int8Weight.from_float(dense)
             self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
         if self.fmt == "fp32" or (self.fmt in ("bf16", "auto") and not onednn.available()):
-            self.weight = dense.to(self.dtype).contiguous()
+            self.weight = dense.to(self.dtype).contiguous()  # auto: fp32 there (activation_dtype)
         elif self.fmt in ("bf16", "auto"):
             self.packed, self.handle = onednn.pack(dense)
         if bias is not None:
@@ -90,7 +100,8 @@ class Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
         if self.fmt == "int4" or (self.fmt == "auto" and x.shape[0] <= AUTO_INT4_MAX_TOKENS):
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, GROUP, self.scales)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.q, GROUP,
+                                                           self.scales).to(self.dtype)
         elif self.fmt == "int8":
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
         elif self.handle is not None:

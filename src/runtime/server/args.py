@@ -36,7 +36,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"most completions one request starts, prompts x n (default {d.max_batch})")
     p.add_argument("--weights", default="auto", choices=("fp32", "bf16", "int8", "int4", "auto"),
                    help="weight format: dense fp32/bf16, int8/int4 weight-only, or auto (int4 for "
-                        "decode steps, bf16 for prefill; the default)")
+                        "decode steps, dense bf16 or fp32 (by the CPU) for prefill; the default)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                    help="where the model and KV cache live: cpu (the default), cuda, or auto "
                         "(cuda when torch sees a GPU)")
