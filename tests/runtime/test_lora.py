@@ -100,7 +100,9 @@ def test_mixed_batch_equals_each_sequence_alone(ours, two_adapters):
     for seq, adapter_id, got in zip(seqs, adapter_ids, mixed):
         [alone] = batch_logits(ours, [seq], LoraBatch.from_segments(two_adapters, [len(seq)],
                                                                     [adapter_id]))
-        torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-5)
+        # fp32 GEMMs of 36 rows and of 13 may round differently (seen: 2e-5 on an AVX2-only
+        # CPU); an adapter applied to the wrong tokens moves logits by > 0.1 (next test).
+        torch.testing.assert_close(got, alone, atol=1e-4, rtol=1e-4)
 
 
 def test_each_adapter_changes_the_logits(ours, two_adapters):

@@ -3,12 +3,16 @@ format's logits stay within a stated distance of fp32 on the default model."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType, quants
+from safetensors.torch import save_file
 
 from tests.forward import full_logits
+from tests.tiny_models import random_weights, tiny_config
 from tines.runtime.models.loader import load_model
 from tines.runtime.models import onednn
 from tines.runtime.models.linear import AUTO_INT4_MAX_TOKENS, Embedding, Linear, activation_dtype
@@ -69,6 +73,22 @@ def test_auto_without_bf16_arithmetic_runs_fp32_dense_and_int4_for_few_rows(monk
     int4.load(w)
     assert layer(few).dtype == torch.float32
     assert torch.equal(layer(few), int4(few).float())
+
+
+def test_auto_without_bf16_arithmetic_refines_the_int4_heads_best_logits(monkeypatch, tmp_path):
+    # fp32 activations, but a decode step's logits come from the 4-bit copy of the table:
+    # each row's best candidates are recomputed from the float32 table, as in bf16.
+    monkeypatch.setattr(onednn, "available", lambda device="cpu": False)
+    cfg = tiny_config("llama", vocab_size=512)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    save_file(random_weights(cfg, seed=3), str(tmp_path / "model.safetensors"))
+    model = load_model(tmp_path, "auto").model
+    hidden = torch.randn(2, cfg["hidden_size"])
+    assert not model.head.exact(len(hidden)) and model.head.exact(AUTO_INT4_MAX_TOKENS + 1)
+    exact = hidden @ model.head.rows(torch.arange(512)).t()
+    got = model.compute_logits(hidden)
+    best = exact.topk(8, dim=-1).indices
+    torch.testing.assert_close(got.gather(1, best), exact.gather(1, best), atol=1e-5, rtol=1e-5)
 
 
 def test_low_bit_embedding_lookup_and_logits():

@@ -131,9 +131,10 @@ class Gemma3Model(nn.Module):
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, hidden) -> (N, vocab) float32, soft-capped when configured. As LlamaModel's:
-        with bf16 matmuls the best REFINE_TOP of each row are recomputed in float32."""
+        from an inexact copy of the table the best REFINE_TOP of each row are recomputed in
+        float32."""
         logits = self.head.logits(hidden)
-        if self.dtype != torch.float32 and hidden.numel():
+        if not self.head.exact(hidden.shape[0]) and hidden.numel():
             top = _top_indices(logits, REFINE_TOP)  # (N, k)
             exact = torch.einsum("nkd,nd->nk", self.head.rows(top), hidden.float())
             logits.scatter_(1, top, exact)

@@ -179,13 +179,24 @@ class OutputHead(nn.Module):
             if copy is not None:
                 copy.load(weight)
 
+    def _copy_for(self, rows: int) -> Linear | None:
+        """The low-precision copy that computes `rows` rows of logits (None: the table)."""
+        if self.int4 is not None and (self.fmt == "int4" or rows <= AUTO_INT4_MAX_TOKENS):
+            return self.int4
+        return self.bf16
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (N, dim) -> (N, num) float32."""
-        if self.int4 is not None and (self.fmt == "int4" or hidden.shape[0] <= AUTO_INT4_MAX_TOKENS):
-            return self.int4(hidden).float()
-        if self.bf16 is not None:
-            return self.bf16(hidden).float()
+        copy = self._copy_for(hidden.shape[0])
+        if copy is not None:
+            return copy(hidden).float()
         return (self.tied or self.table).logits(hidden)
+
+    def exact(self, rows: int) -> bool:
+        """Whether `rows` rows of logits are float32 arithmetic on the float32 table (else
+        the model recomputes each row's best candidates from `rows()`)."""
+        table = self.tied or self.table
+        return self._copy_for(rows) is None and table.q is None and table.weight.dtype == torch.float32
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         return (self.tied or self.table).rows(index)

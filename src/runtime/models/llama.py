@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .lora_batch import LayerLora, LoraBatch
 
 
-REFINE_TOP = 16  # logits recomputed in float32 per row when the matmul ran in bf16
+REFINE_TOP = 16  # logits recomputed in float32 per row when the head's copy is inexact
 
 
 @dataclass(slots=True)
@@ -224,11 +224,12 @@ class LlamaModel(nn.Module):
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, hidden) -> (N, vocab) float32.
 
-        With bf16 matmuls the logits come out rounded to bf16 (steps of 0.125 near 25), which
-        makes near ties exact ties; the best REFINE_TOP candidates of each row are recomputed
-        in float32 from the same weights, so greedy picks and top logprobs are exact."""
+        From a bf16 or 4-bit copy of the table the logits come out rounded (bf16: steps of
+        0.125 near 25, which makes near ties exact ties); then the best REFINE_TOP candidates
+        of each row are recomputed in float32 from the same weights, so greedy picks and top
+        logprobs are exact."""
         logits = self.head.logits(hidden)
-        if self.dtype == torch.float32 or not hidden.numel():
+        if self.head.exact(hidden.shape[0]) or not hidden.numel():
             return logits
         top = _top_indices(logits, REFINE_TOP)  # (N, k)
         exact = torch.einsum("nkd,nd->nk", self.head.rows(top), hidden.float())
