@@ -25,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
+from bench.peers.hf import fastest_dtype  # noqa: E402
 from tines.runtime.engine.engine import Engine  # noqa: E402
 from tines.runtime.models.registry import DEFAULT_MODEL, KNOWN_MODELS, pull  # noqa: E402
 from tines.runtime.sampling_params import SamplingParams  # noqa: E402
@@ -97,8 +98,6 @@ def bench_transformers(path) -> dict | None:
         return None
     torch.set_num_threads(THREADS)
     t = time.perf_counter()
-    from bench.peers.hf import fastest_dtype
-
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=getattr(torch, fastest_dtype())).eval()
     out = {"load_s": time.perf_counter() - t}
@@ -253,8 +252,6 @@ def main() -> None:
         if result:
             rows[f"tines {fmt}"] = result
     if not args.no_peers:
-        from bench.peers.hf import fastest_dtype
-
         hf_name = f"transformers {fastest_dtype().replace('bfloat', 'bf').replace('float', 'fp')}"
         for name, system in ((hf_name, "transformers"), ("llama-cpp-python", "llama-cpp")):
             result = run_isolated(system, args.model)

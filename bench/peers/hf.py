@@ -28,9 +28,9 @@ def fastest_dtype() -> str:
     """transformers' fastest dtype on this CPU: bfloat16 where the CPU multiplies bf16 in
     hardware (AVX512-BF16, AMX), else float32 (emulated bf16 matmuls run ~80x slower than
     fp32 on an AVX2-only CPU)."""
-    import torch
+    from tines.runtime.models import onednn
 
-    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    return "bfloat16" if onednn.available() else "float32"
 
 
 class HFPeer:

@@ -45,6 +45,11 @@ def activation_dtype(fmt: str) -> torch.dtype:
     return torch.bfloat16
 
 
+def _takes_int4(fmt: str, rows: int) -> bool:
+    """Whether a matmul of `rows` rows in format `fmt` runs on the 4-bit weights."""
+    return fmt == "int4" or (fmt == "auto" and rows <= AUTO_INT4_MAX_TOKENS)
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in WEIGHT_FORMATS:
         raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {fmt!r}")
@@ -99,7 +104,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
-        if self.fmt == "int4" or (self.fmt == "auto" and x.shape[0] <= AUTO_INT4_MAX_TOKENS):
+        if _takes_int4(self.fmt, x.shape[0]):
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.q, GROUP,
                                                            self.scales).to(self.dtype)
         elif self.fmt == "int8":
@@ -181,7 +186,7 @@ class OutputHead(nn.Module):
 
     def _copy_for(self, rows: int) -> Linear | None:
         """The low-precision copy that computes `rows` rows of logits (None: the table)."""
-        if self.int4 is not None and (self.fmt == "int4" or rows <= AUTO_INT4_MAX_TOKENS):
+        if self.int4 is not None and _takes_int4(self.fmt, rows):
             return self.int4
         return self.bf16
 
