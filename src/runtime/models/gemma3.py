@@ -28,7 +28,7 @@ from torch import nn
 from ... import kernels
 from .config import ModelConfig
 from .linear import Embedding, Linear, OutputHead, activation_dtype
-from .llama import REFINE_TOP, ForwardBatch, RMSNorm, _top_indices
+from .llama import ForwardBatch, RMSNorm
 from .quantize import Int4Weight
 from .rope import cos_sin_table, inverse_frequencies
 from .windowed_attention import windowed_attention
@@ -130,14 +130,8 @@ class Gemma3Model(nn.Module):
 
     @torch.inference_mode()
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(N, hidden) -> (N, vocab) float32, soft-capped when configured. As LlamaModel's:
-        from an inexact copy of the table the best REFINE_TOP of each row are recomputed in
-        float32."""
+        """(N, hidden) -> (N, vocab) float32 as LlamaModel's, soft-capped when configured."""
         logits = self.head.logits(hidden)
-        if not self.head.exact(hidden.shape[0]) and hidden.numel():
-            top = _top_indices(logits, REFINE_TOP)  # (N, k)
-            exact = torch.einsum("nkd,nd->nk", self.head.rows(top), hidden.float())
-            logits.scatter_(1, top, exact)
         cap = self.cfg.final_softcap
         return logits if cap is None else cap * torch.tanh(logits / cap)
 
