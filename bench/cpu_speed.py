@@ -1,10 +1,11 @@
 """CPU speed of tines against transformers and llama-cpp-python, on the same GGUF.
 
-Prints, from one run (each figure the best of a few tries): prefill tok/s of a 512-token prompt, decode tok/s of one sequence, and
-aggregate decode tok/s of 8 and 32 concurrent sequences, for each tines weight format and each
-peer, with the ratio of tines' default format (auto) to each peer; then peak resident memory
-of `tines serve` per weight format. Each system runs in its own process: two libraries (or
-two engines) running torch ops on different threads of one process slow each other down.
+Prints, from one run (each figure the best of a few tries): prefill tok/s of a 512-token
+prompt, decode tok/s of one sequence, and aggregate decode tok/s of 8 and 32 concurrent
+sequences (each continuing two sentences of text), for each tines weight format and each peer,
+with the ratio of tines' default format (auto) to each peer; then peak resident memory of
+`tines serve` per weight format. Each system runs in its own process: two libraries (or two
+engines) running torch ops on different threads of one process slow each other down.
 
     .venv/bin/python -m bench.cpu_speed [--formats auto,int4,bf16] [--no-peers] [--no-memory]
     .venv/bin/python -m bench.cpu_speed --model gemma3-270m  # Gemma 3 270M (Q4_K_M) instead
@@ -48,8 +49,24 @@ def best_rate(tokens: int, runs: int, fn) -> float:
 
 
 def prompt_ids(n: int, seed: int) -> list[int]:
+    """n random token ids: a prefill prompt (its cost does not depend on the text)."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(1000, 40000, (n,), generator=g).tolist()
+
+
+def decode_prompts(path, batch: int) -> list[list[int]]:
+    """`batch` real-text prompts of two sentences each (bench.workloads.synth), in the model's
+    tokens. Decode needs text: after random ids the model repeats itself, and prompt-lookup
+    speculation turns the repeats into long accepted drafts (measured on AVX2: batch-1 77
+    tok/s after random ids, 35-42 after text)."""
+    import random
+
+    from bench.workloads.synth import sentence
+    from tines.runtime.tokenizer.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_file(path)
+    rng = random.Random("cpu_speed-decode")
+    return [tokenizer.encode(f"{sentence(rng)} {sentence(rng)}") for _ in range(batch)]
 
 
 def tines_engine(path, weights: str, compile: bool = True) -> Engine:
@@ -67,7 +84,7 @@ def bench_tines(path, weights: str, compile: bool = True) -> dict:
     out = {"load_s": load, "prefill_512": prefill}
     for batch in (1, 8, 32):
         params = SamplingParams(temperature=0, max_new_tokens=DECODE_TOKENS, ignore_eos=True)
-        prompts = [prompt_ids(16, 100 + i) for i in range(batch)]
+        prompts = decode_prompts(path, batch)
         engine.generate(prompts, SamplingParams(temperature=0, max_new_tokens=2))  # warm shapes
         out[f"decode_b{batch}"] = best_rate(batch * DECODE_TOKENS, DECODE_RUNS,
                                             lambda: engine.generate(prompts, params))
@@ -106,8 +123,10 @@ def bench_transformers(path) -> dict | None:
         model(ids[:, :64])
         out["prefill_512"] = best_rate(512, PREFILL_RUNS, lambda: model(ids))
         for batch in (1, 8, 32):
-            ids = torch.tensor([prompt_ids(16, 100 + i) for i in range(batch)])
-            mask = torch.ones_like(ids)
+            prompts = decode_prompts(path, batch)
+            width = max(map(len, prompts))  # left-padded, as generate expects for a batch
+            ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
             model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False, pad_token_id=0)
             out[f"decode_b{batch}"] = best_rate(
                 batch * DECODE_TOKENS, DECODE_RUNS,
@@ -140,9 +159,11 @@ def bench_llama_cpp(path) -> dict | None:
         llm.reset()
         llm.eval(prompt_ids(512, 1))
 
+    decode_prompt = decode_prompts(path, 1)[0]
+
     def decode_seconds() -> float:
         llm.reset()
-        llm.eval(prompt_ids(16, 100))
+        llm.eval(decode_prompt)
         t = time.perf_counter()
         for _ in range(DECODE_TOKENS):  # greedy, one token per eval, as its generate loop does
             llm.eval([int(llm.scores[llm.n_tokens - 1].argmax())])

@@ -287,7 +287,6 @@ def expected_weight_names(model: nn.Module) -> set[str]:
     return names
 
 
-
 def decode_layers(layers, x, residual, positions, cos_sin, k_caches, v_caches, out_slots,
                   table, mask):
     """A run of blocks for a decode step on plain tensors (what the model runner compiles: one
