@@ -50,7 +50,7 @@ demo: pull
 	$(PY) examples/quickstart.py
 
 # Two workers (pytest-xdist), a test file each at a time so module fixtures (a server, a model)
-# start once: on 2 cores the suite took 11 min instead of 17 serially (most tests keep one core
+# start once: on 2 cores the suite took 11-12 min instead of 17 serially (most tests keep one core
 # busy). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: install-test pull
