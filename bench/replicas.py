@@ -51,7 +51,8 @@ hit rate of 1 replica / prefix / round-robin; ratio = prefix / round-robin hit r
 whose change does not touch chat: a system prompt is over 10% of a first turn. The C=6,144
 mmlu_subjects and unbounded rows ran before each workload got a fresh deployment; none of them
 followed a workload with the same prompts.)
-(The two document_chat rows: a 2-core AVX2 EPYC, 2026-12-07, after the rows above.)
+(The two document_chat rows: a 2-core AVX2 EPYC, 2026-12-07, after the rows above; a second
+bounded run: 76.3 / 74.3 / 46.4, 1.60x, -2.0, 0.31/0.47/0.31.)
 mmlu_subjects and document_chat meet the target only where the caches are bounded, as
 expected: unbounded, round-robin loses only the turns that land away from their history
 (document_chat's ceiling there, 1 replica / round-robin, is 76.3 / 54.0 = 1.41x).
