@@ -33,6 +33,7 @@ from tines.runtime.sampling_params import SamplingParams  # noqa: E402
 
 THREADS = 2
 DECODE_TOKENS = 64
+DECODE_BATCHES = (1, 8, 32)
 # Each figure is the best of a few runs: on this shared machine one run can be 2x slower than
 # the next (seen for every system), and the best run is the one least disturbed.
 PREFILL_RUNS, DECODE_RUNS = 3, 2
@@ -54,9 +55,10 @@ def prompt_ids(n: int, seed: int) -> list[int]:
     return torch.randint(1000, 40000, (n,), generator=g).tolist()
 
 
-def decode_prompts(path, batch: int) -> list[list[int]]:
+def decode_prompts(path, batch: int = max(DECODE_BATCHES)) -> list[list[int]]:
     """`batch` real-text prompts of two sentences each (bench.workloads.synth), in the model's
-    tokens. Decode needs text: after random ids the model repeats itself, and prompt-lookup
+    tokens; a smaller batch is a prefix of a larger one (one seed), so one call serves every
+    batch size. Decode needs text: after random ids the model repeats itself, and prompt-lookup
     speculation turns the repeats into long accepted drafts (measured on AVX2: batch-1 77
     tok/s after random ids, 35-42 after text)."""
     import random
@@ -82,9 +84,10 @@ def bench_tines(path, weights: str, compile: bool = True) -> dict:
     engine.generate(prompt_ids(64, 0), SamplingParams(temperature=0, max_new_tokens=8))  # warm-up
     prefill = best_rate(512, PREFILL_RUNS, lambda: engine.generate(prompt_ids(512, 1), one))
     out = {"load_s": load, "prefill_512": prefill}
-    for batch in (1, 8, 32):
+    texts = decode_prompts(path)
+    for batch in DECODE_BATCHES:
         params = SamplingParams(temperature=0, max_new_tokens=DECODE_TOKENS, ignore_eos=True)
-        prompts = decode_prompts(path, batch)
+        prompts = texts[:batch]
         engine.generate(prompts, SamplingParams(temperature=0, max_new_tokens=2))  # warm shapes
         out[f"decode_b{batch}"] = best_rate(batch * DECODE_TOKENS, DECODE_RUNS,
                                             lambda: engine.generate(prompts, params))
@@ -122,8 +125,9 @@ def bench_transformers(path) -> dict | None:
         ids = torch.tensor([prompt_ids(512, 1)])
         model(ids[:, :64])
         out["prefill_512"] = best_rate(512, PREFILL_RUNS, lambda: model(ids))
-        for batch in (1, 8, 32):
-            prompts = decode_prompts(path, batch)
+        texts = decode_prompts(path)
+        for batch in DECODE_BATCHES:
+            prompts = texts[:batch]
             width = max(map(len, prompts))  # left-padded, as generate expects for a batch
             ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
@@ -278,7 +282,7 @@ def main() -> None:
             result = run_isolated(system, args.model)
             if result:
                 rows[name] = result
-    keys = ["prefill_512", "decode_b1", "decode_b8", "decode_b32"]
+    keys = ["prefill_512", *(f"decode_b{batch}" for batch in DECODE_BATCHES)]
     print(f"\n{'system':22s}" + "".join(f"{k:>14s}" for k in keys) + f"{'load_s':>10s}"
           + "   (tok/s; load in seconds, tines' with its compile warm-up)")
     for name, r in rows.items():
