@@ -141,6 +141,31 @@ def matmul_ops(batch: int, dtype: torch.dtype) -> dict[str, Callable[[], object]
     return ops
 
 
+def int4_ops(batch: int) -> dict[str, Callable[[], object]]:
+    """One layer's linears on 4-bit weights from float32 activations, as `auto` runs decode
+    steps on a CPU without bf16 arithmetic: torch's int4 op (bf16 in) and, where it is built,
+    tines' AVX2 kernel (kernels/int4_cpu.py)."""
+    from tines.kernels import int4_cpu
+    from tines.runtime.models.quantize import GROUP, Int4Weight
+
+    x, h = torch.randn(batch, HIDDEN), torch.randn(batch, FFN)
+    shapes = [((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN), (HIDDEN, HEADS * HEAD_DIM),
+              (2 * FFN, HIDDEN), (HIDDEN, FFN)]
+    weights = [Int4Weight.from_float(torch.randn(n, k)) for n, k in shapes]
+    inputs = [x, x, x, h]
+    torch_packed = [(torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1),
+                     torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous())
+                    for w in weights]
+    ops = {"int4 layer, torch op": lambda: [
+        torch.ops.aten._weight_int4pack_mm_for_cpu(a.to(torch.bfloat16), q, GROUP, sz).float()
+        for a, (q, sz) in zip(inputs, torch_packed)]}
+    if int4_cpu.available():
+        ours = [int4_cpu.pack(w.q, w.scale, w.zero - 8 * w.scale) for w in weights]
+        ops["int4 layer, tines AVX2"] = lambda: [int4_cpu.int4_mm(a, q, dm)
+                                                 for a, (q, dm) in zip(inputs, ours)]
+    return ops
+
+
 def table(title: str, rows: dict[str, dict[tuple, float]], columns: list[tuple]) -> None:
     head = " | ".join(f"{'fp32' if d == torch.float32 else 'bf16'} B={b}" for d, b in columns)
     print(f"\n{title}\n{'op':<28} | {head}")
@@ -170,7 +195,8 @@ def main() -> None:
                 ops["apply_token_bitmask (step)"] = bitmask_op(batch)  # logits are fp32
             for name, fn in ops.items():
                 rows.setdefault(name, {})[(dtype, batch)] = median_us(fn, args.runs)
-            for name, fn in matmul_ops(batch, dtype).items():
+            more = int4_ops(batch) if dtype == torch.float32 else {}
+            for name, fn in {**matmul_ops(batch, dtype), **more}.items():
                 scale.setdefault(name, {})[(dtype, batch)] = median_us(fn, args.runs)
         table("Decode, per layer (µs, median)", rows, columns)
         extend: dict[str, dict[tuple, float]] = {}

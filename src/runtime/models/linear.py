@@ -3,7 +3,9 @@
     fp32 / bf16   dense weights, F.linear (bf16 blocked once for oneDNN where the CPU has it:
                   onednn.py)
     int8          int8 weights with one scale per output channel, torch's int8 weight-only op
-    int4          4-bit weights in groups of 32 with a scale and zero each, torch's int4 op
+    int4          4-bit weights in groups of 32 with a scale and zero each: tines' AVX2
+                  kernel where the CPU's best vector unit is AVX2 (int16 activations, float32
+                  scales: kernels/int4_cpu.py), torch's int4 op (bf16) elsewhere
     auto          both int4 and a dense copy: a step of few tokens (decoding) is bound by
                   reading the weights and takes the 4-bit copy; a step of many (prefill, big
                   batches) is bound by arithmetic and takes the dense copy, in bf16 where the
@@ -13,11 +15,11 @@
 Where the CPU has no bf16 arithmetic, torch's bf16 matmul and attention run emulated, far
 slower than fp32 (measured on an AVX2-only EPYC, 2 threads, a (512, 576) x (576, 1536)
 matmul: 1.1 GFLOP/s in bf16, 83 in fp32): there `auto` keeps activations, the dense copy and
-the KV cache in fp32, and only the int4 op sees bf16, its own input format.
+the KV cache in fp32, and the int4 steps run on tines' AVX2 kernel from fp32 activations.
 
-The low-bit formats take bf16 activations (the CPU kernels' fast path) and keep the weights
-low-bit in memory; they are the CPU path (CUDA would want its own packing). Matmul inputs are
-cast to the format's dtype, so the model may keep its residual stream in float32.
+torch's low-bit ops take bf16 activations (their fast path); the low-bit formats keep the
+weights low-bit in memory and are the CPU path (CUDA would want its own packing). Matmul
+inputs are cast to the format's dtype, so the model may keep its residual stream in float32.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...kernels import int4_cpu
 from .quantize import GROUP, Int4Weight, Int8Weight
 from . import onednn
 
@@ -75,7 +78,9 @@ class Linear(nn.Module):
         self.register_buffer("handle", None, persistent=False)  # bf16, auto: see onednn.py
         self.packed = None  # the oneDNN weight `handle` names (held here, so it lives with us)
         self.register_buffer("q", None, persistent=False)  # int8 (N, K) / int4 packed
-        self.register_buffer("scales", None, persistent=False)  # int8 (N,) / int4 (K/32, N, 2)
+        # int8 (N,); int4: (N, K/32, 2) float32 for tines' kernel, else (K/32, N, 2) bf16
+        self.register_buffer("scales", None, persistent=False)
+        self.int4_kernel = False  # int4 runs on tines' AVX2 kernel (kernels/int4_cpu.py)
 
     def load(self, weight: torch.Tensor | Int4Weight, bias: torch.Tensor | None = None) -> None:
         if tuple(weight.shape) != (self.out_features, self.in_features):
@@ -84,8 +89,12 @@ class Linear(nn.Module):
         dense = weight.dequantize() if isinstance(weight, Int4Weight) else weight
         if self.fmt in ("int4", "auto"):
             w = weight if isinstance(weight, Int4Weight) else Int4Weight.from_float(weight)
-            self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
-            self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous()
+            self.int4_kernel = int4_cpu.available()
+            if self.int4_kernel:  # (q - 8) * scale + zero == q * scale + (zero - 8 * scale)
+                self.q, self.scales = int4_cpu.pack(w.q, w.scale, w.zero - 8 * w.scale)
+            else:
+                self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
+                self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous()
         elif self.fmt == "int8":
             w8 = Int8Weight.from_float(dense)
             self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)
@@ -107,8 +116,11 @@ class Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
         if _takes_int4(self.fmt, x.shape[0]):
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.q, GROUP,
-                                                           self.scales).to(self.dtype)
+            if self.int4_kernel:
+                y = int4_cpu.int4_mm(x, self.q, self.scales).to(self.dtype)
+            else:
+                y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                    x.to(torch.bfloat16), self.q, GROUP, self.scales).to(self.dtype)
         elif self.fmt == "int8":
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
         elif self.handle is not None:
