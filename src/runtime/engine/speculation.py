@@ -270,8 +270,8 @@ class DraftLength:
     given the previous one was, so a k-token draft yields 1 + alpha + .. + alpha^k tokens
     for a step that costs 1 + step_cost + row_cost * k decode steps (`row_cost`: one more
     computed row relative to a plain decode step, a constant the engine sets (drafting.py):
-    a few percent on a memory-bound CPU or a small GPU batch, more in a large batch, and
-    ~30% with torch's int4 CPU kernel on an AVX2-only CPU (one row 116 µs, four 225 µs);
+    a few percent on a memory-bound GPU batch, more in a large batch, ~15% with tines'
+    int4 kernel on an AVX2-only CPU (drafting.py);
     `step_cost`: what a drafting step costs beyond that, e.g. running the eager extend path
     instead of a compiled decode or a CUDA graph). `alpha` is
     accepted / (accepted + rejections) over recent drafts, each count decayed by `decay` per
