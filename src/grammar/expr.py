@@ -106,6 +106,16 @@ class ExprPool:
     def cat(self, a: int, b: int) -> int:
         if a == self.never or b == self.never:
             return self.never
+        if self.kind[a] != CAT:  # one head (a derivative's usual case): no chain to re-nest
+            if a == self.empty:
+                return b
+            if b == self.empty:
+                return a
+            e = self._intern.get((CAT, a, b))
+            if e is not None:
+                return e
+            return self._node(CAT, a, b, self.nullable[a] and self.nullable[b],
+                              self.boolean[a] or self.boolean[b])
         heads = []
         while self.kind[a] == CAT:
             heads.append(self.x[a])
@@ -129,6 +139,8 @@ class ExprPool:
         return out
 
     def alt(self, items: Iterable[int]) -> int:
+        if type(items) is list and len(items) == 1 and self.kind[items[0]] != BYTES:
+            return items[0]  # the usual derivative of a chain: nothing to merge
         kids: set[int] = set()
         mask = 0
         stack = list(items)
@@ -258,11 +270,17 @@ class ExprPool:
         if k == BYTES:
             r = self.empty if self.x[e] >> b & 1 else self.never
         elif k == CAT:
-            r = self.alt([self.deriv(h, b) if rest is None else self.cat(self.deriv(h, b), rest)
-                          for h, rest in self._leading(e)])
+            h = self.x[e]
+            if not self.nullable[h]:  # the strings start in the head only
+                r = self.cat(self.deriv(h, b), self.y[e])
+            else:
+                r = self.alt([self.deriv(h, b) if rest is None
+                              else self.cat(self.deriv(h, b), rest)
+                              for h, rest in self._leading(e)])
         elif k == ALT:  # only branches that can start with b (a wide ALT has many)
-            first = self.first_bytes
-            r = self.alt([self.deriv(c, b) for c in self.x[e] if first(c) >> b & 1])
+            first, known = self.first_bytes, self._first
+            r = self.alt([self.deriv(c, b) for c in self.x[e]
+                          if (known.get(c) if c in known else first(c)) >> b & 1])
         elif k == REP:
             lo, hi = self.y[e]
             body = self.x[e]
