@@ -16,7 +16,7 @@ from tests.tiny_models import random_weights, tiny_config
 from tines.kernels import int4_cpu
 from tines.runtime.models.loader import load_model
 from tines.runtime.models import onednn
-from tines.runtime.models.linear import AUTO_INT4_MAX_TOKENS, Embedding, Linear, activation_dtype
+from tines.runtime.models.linear import Embedding, Linear, activation_dtype, auto_int4_max_tokens
 from tines.runtime.models.quantize import Int4Weight, Int8Weight
 
 # Per format, on the prompt below: the mean KL divergence of its next-token distributions
@@ -69,7 +69,8 @@ def test_auto_without_bf16_arithmetic_runs_fp32_dense_and_int4_for_few_rows(monk
     layer = Linear(64, 96, bias=False, fmt="auto")
     layer.load(w)
     assert layer.weight.dtype == torch.float32
-    many, few = torch.randn(AUTO_INT4_MAX_TOKENS + 1, 64), torch.randn(AUTO_INT4_MAX_TOKENS, 64)
+    limit = auto_int4_max_tokens()
+    many, few = torch.randn(limit + 1, 64), torch.randn(limit, 64)
     assert torch.equal(layer(many), many @ w.t())
     assert layer(few).dtype == torch.float32
     if int4_cpu.available():  # tines' AVX2 kernel: the 4-bit weights, int16 activations
@@ -91,7 +92,7 @@ def test_auto_without_bf16_arithmetic_refines_the_int4_heads_best_logits(monkeyp
     save_file(random_weights(cfg, seed=3), str(tmp_path / "model.safetensors"))
     model = load_model(tmp_path, "auto").model
     hidden = torch.randn(2, cfg["hidden_size"])
-    assert not model.head.exact(len(hidden)) and model.head.exact(AUTO_INT4_MAX_TOKENS + 1)
+    assert not model.head.exact(len(hidden)) and model.head.exact(auto_int4_max_tokens() + 1)
     exact = hidden @ model.head.rows(torch.arange(512)).t()
     got = model.compute_logits(hidden)
     best = exact.topk(8, dim=-1).indices

@@ -16,7 +16,7 @@ from ..cache import make_cache
 from ..cache.kv_pool import KVPool
 from ..cache.slot_table import SlotTable
 from ..models.config import ModelConfig
-from ..models.linear import AUTO_INT4_MAX_TOKENS, activation_dtype
+from ..models.linear import activation_dtype, auto_int4_max_tokens
 from ..models.loader import load_model
 from ..sampling_params import SamplingParams
 from ..tokenizer.chat_template import ChatTemplate
@@ -100,7 +100,10 @@ def warm_up(core: EngineCore) -> None:
     set-up (1.6 s for the default model here), which belongs to loading, not to the first
     user request."""
     vocab = core.vocab_size
-    prompt = [1 + i % (vocab - 1) for i in range(2 * AUTO_INT4_MAX_TOKENS)]  # both matmul paths
+    # a prefill past auto's int4 limit (the dense matmuls), then decodes (the 4-bit ones);
+    # never more than the pool holds, or the request could not be scheduled
+    length = min(auto_int4_max_tokens() + 1, core.runner.pool.num_slots - 2)
+    prompt = [1 + i % (vocab - 1) for i in range(length)]
     core.run_now([prompt], SamplingParams(temperature=0, max_new_tokens=2, ignore_eos=True))
     core.reset_stats()
 
@@ -115,7 +118,7 @@ def warm_up_compiled(core: EngineCore) -> None:
     core.run_now([[1, 2, 3]], greedy)
     core.run_now([[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]], greedy)
     # A batch past the auto format's int4 limit: the dense branch gets its graph too.
-    core.run_now([[i, i + 1] for i in range(1, AUTO_INT4_MAX_TOKENS + 3)], greedy)
+    core.run_now([[i, i + 1] for i in range(1, auto_int4_max_tokens() + 3)], greedy)
     core.reset_stats()
     core.runner.decode_warm = True
 

@@ -35,12 +35,23 @@ from . import onednn
 REFINE_TOP = 16  # logits recomputed in float32 per row when the head's copy is inexact
 
 WEIGHT_FORMATS = ("fp32", "bf16", "int8", "int4", "auto")
-# `auto` takes the 4-bit weights for steps of at most this many tokens. Measured on the
-# default model, 2 threads: alone, a layer's linears are faster in int4 only up to 4 rows
-# (`bench/kernel_ops.py` prints both formats), but in the compiled decode step each oneDNN
-# bf16 call is a custom-op round trip, so whole decode steps cross over between 8 and 12
-# sequences (batch 8: bf16 ~0.7x int4's tokens/s; batch 12-16: bf16 1.2-1.6x).
+# `auto` takes the 4-bit weights for steps of at most this many tokens, by int4 kernel.
+# torch's op, against oneDNN bf16 (measured on the default model, 2 threads, AMX): alone, a
+# layer's linears are faster in int4 only up to 4 rows (`bench/kernel_ops.py` prints both
+# formats), but in the compiled decode step each oneDNN bf16 call is a custom-op round trip,
+# so whole decode steps cross over between 8 and 12 sequences (batch 8: bf16 ~0.7x int4's
+# tokens/s; batch 12-16: bf16 1.2-1.6x).
 AUTO_INT4_MAX_TOKENS = 8
+# tines' AVX2 kernel, against fp32 dense (an AVX2-only EPYC, 2 threads): batch-32 decode
+# went from 95 to 127 tok/s with this limit at 32 instead of 8 (`bench/cpu_speed.py`), since
+# a step's 30 layers of weights come from memory, 4 bits against 32. (One layer alone, its
+# weights in cache, is 1.1x slower in int4 at 32 rows: `bench/kernel_ops.py`.)
+AUTO_INT4_MAX_TOKENS_AVX2 = 32
+
+
+def auto_int4_max_tokens() -> int:
+    """The most tokens a step of the `auto` format runs on the 4-bit weights here."""
+    return AUTO_INT4_MAX_TOKENS_AVX2 if int4_cpu.available() else AUTO_INT4_MAX_TOKENS
 
 
 def activation_dtype(fmt: str) -> torch.dtype:
@@ -50,9 +61,11 @@ def activation_dtype(fmt: str) -> torch.dtype:
     return torch.bfloat16
 
 
-def _takes_int4(fmt: str, rows: int) -> bool:
-    """Whether a matmul of `rows` rows in format `fmt` runs on the 4-bit weights."""
-    return fmt == "int4" or (fmt == "auto" and rows <= AUTO_INT4_MAX_TOKENS)
+def _takes_int4(fmt: str, rows: int, tines_kernel: bool) -> bool:
+    """Whether a matmul of `rows` rows in format `fmt` runs on the 4-bit weights (whose
+    kernel is tines' AVX2 one or torch's op)."""
+    limit = AUTO_INT4_MAX_TOKENS_AVX2 if tines_kernel else AUTO_INT4_MAX_TOKENS
+    return fmt == "int4" or (fmt == "auto" and rows <= limit)
 
 
 def _check_format(fmt: str) -> None:
@@ -115,7 +128,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype)  # the residual stream may be wider than the matmul's input
-        if _takes_int4(self.fmt, x.shape[0]):
+        if _takes_int4(self.fmt, x.shape[0], self.int4_kernel):
             if self.int4_kernel:
                 y = int4_cpu.int4_mm(x, self.q, self.scales).to(self.dtype)
             else:
@@ -200,7 +213,7 @@ class OutputHead(nn.Module):
 
     def _copy_for(self, rows: int) -> Linear | None:
         """The low-precision copy that computes `rows` rows of logits (None: the table)."""
-        if self.int4 is not None and _takes_int4(self.fmt, rows):
+        if self.int4 is not None and _takes_int4(self.fmt, rows, self.int4.int4_kernel):
             return self.int4
         return self.bf16
 
