@@ -10,9 +10,9 @@
 // x is rounded to 16 bits per group of 32 (xq = round(x / dx), dx = max|x| / 32767, so each
 // value is off by at most dx / 2: about 1e-5 of the group's largest), then each group is
 //   y[n] += d[n, g] * dx * sum_k q[n, k] * xq[k]  +  m[n, g] * dx * sum_k xq[k]
-// with the inner sum exact in int32 (vpmaddwd on nibbles widened to int16): about 8
-// instructions per group where unpacking to float takes about 20, since one decode step
-// on few rows is bound by this arithmetic, not by reading the weights. Each output row's
+// with the inner sum exact in int32 (vpmaddwd on nibbles widened to int16). That is about 8
+// instructions per group where unpacking to float takes about 20, and it matters: on a few
+// rows the step is bound by this arithmetic, not by reading the weights. Each output row's
 // nibbles are widened once for up to 8 activation rows; output rows are split over threads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

@@ -11,11 +11,11 @@ Why a kernel of our own: torch's `_weight_int4pack_mm_for_cpu` takes bf16 activa
 bf16 scales, and on an AVX2-only EPYC (2 threads) it took 44% of a batch-1 decode step on
 the default model (`bench/cpu_speed.py --profile auto:1`). This one rounds each group of 32
 activations to int16 and sums nibble times activation exactly in int32; its outputs came
-within 2e-5 of the float32 reference (relative to the largest), torch's op within 4e-3. A layer's four matmuls take 296 µs against torch's 501
-on one row, 698 against 1002 on 8 (`bench/kernel_ops.py` prints both), and batch-1 decode
-went from 37.5 to 52.9 tok/s (`bench/cpu_speed.py`). It is used only where torch
-reports AVX2 as the CPU's best vector unit (`available()`): on AVX-512 machines torch's
-op was not measured against it and stays.
+within 2e-5 of the float32 reference (relative to the largest), torch's op within 4e-3.
+A layer's four matmuls take 296 µs against torch's 501 on one row, 698 against 1002 on 8
+(`bench/kernel_ops.py` prints both), and batch-1 decode went from 37.5 to 52.9 tok/s
+(`bench/cpu_speed.py`). It is used only where torch reports AVX2 as the CPU's best vector
+unit (`available()`): on AVX-512 machines torch's op was not measured against it and stays.
 
 Building needs a C++ compiler (as torch.compile's CPU backend does) and takes ~25 s once;
 torch caches the library under ~/.cache/torch_extensions, by a hash of the source. Without
