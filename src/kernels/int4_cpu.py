@@ -17,7 +17,8 @@ A layer's four matmuls take 296 µs against torch's 501 on one row, 698 against 
 (`bench/cpu_speed.py`). It is used only where torch reports AVX2 as the CPU's best vector
 unit (`available()`): on AVX-512 machines torch's op was not measured against it and stays.
 
-Building needs a C++ compiler (as torch.compile's CPU backend does) and takes ~25 s once;
+Building needs a C++ compiler (as torch.compile's CPU backend does) and ninja (a dependency,
+from PyPI), and takes ~25 s once;
 torch caches the library under ~/.cache/torch_extensions, by a hash of the source. Without
 a compiler, `available()` is False (logged once) and the caller keeps torch's op. The op's
 contract (shapes, dtypes) is baked into graphs that inductor caches by the op's name: a
@@ -29,6 +30,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -89,6 +92,10 @@ def available() -> bool:
 def _load() -> None:
     from torch.utils import cpp_extension
 
+    if shutil.which("ninja") is None:  # cpp_extension runs `ninja` from PATH: the PyPI one,
+        import ninja  # a dependency, sits in the environment's bin, which may not be on PATH
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     source = _SOURCE.read_bytes()
     name = "tines_int4_cpu_" + hashlib.sha1(source).hexdigest()[:12]
     log.info("loading the AVX2 int4 kernel %s (built once, ~25 s, then cached)", name)
