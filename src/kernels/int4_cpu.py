@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 import torch
@@ -92,10 +93,11 @@ def available() -> bool:
 def _load() -> None:
     from torch.utils import cpp_extension
 
-    if shutil.which("ninja") is None:  # cpp_extension runs `ninja` from PATH: the PyPI one,
-        import ninja  # a dependency, sits in the environment's bin, which may not be on PATH
-
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    # cpp_extension runs `ninja` from PATH; pip puts the PyPI one (a dependency) in the
+    # environment's scripts folder, which is not on PATH when the venv is not activated
+    scripts = sysconfig.get_path("scripts")
+    if shutil.which("ninja") is None and shutil.which("ninja", path=scripts):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     source = _SOURCE.read_bytes()
     name = "tines_int4_cpu_" + hashlib.sha1(source).hexdigest()[:12]
     log.info("loading the AVX2 int4 kernel %s (built once, ~25 s, then cached)", name)
