@@ -153,14 +153,12 @@ def int4_ops(batch: int) -> dict[str, Callable[[], object]]:
               (2 * FFN, HIDDEN), (HIDDEN, FFN)]
     weights = [Int4Weight.from_float(torch.randn(n, k)) for n, k in shapes]
     inputs = [x, x, x, h]
-    torch_packed = [(torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1),
-                     torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous())
-                    for w in weights]
+    torch_packed = [w.packed_for_torch() for w in weights]
     ops = {"int4 layer, torch op": lambda: [
         torch.ops.aten._weight_int4pack_mm_for_cpu(a.to(torch.bfloat16), q, GROUP, sz).float()
         for a, (q, sz) in zip(inputs, torch_packed)]}
     if int4_cpu.available():
-        ours = [int4_cpu.pack(w.q, w.scale, w.zero - 8 * w.scale) for w in weights]
+        ours = [w.packed_for_tines() for w in weights]
         ops["int4 layer, tines AVX2"] = lambda: [int4_cpu.int4_mm(a, q, dm)
                                                  for a, (q, dm) in zip(inputs, ours)]
     return ops

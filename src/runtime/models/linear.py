@@ -49,9 +49,12 @@ AUTO_INT4_MAX_TOKENS = 8
 AUTO_INT4_MAX_TOKENS_AVX2 = 32
 
 
-def auto_int4_max_tokens() -> int:
-    """The most tokens a step of the `auto` format runs on the 4-bit weights here."""
-    return AUTO_INT4_MAX_TOKENS_AVX2 if int4_cpu.available() else AUTO_INT4_MAX_TOKENS
+def auto_int4_max_tokens(tines_kernel: bool | None = None) -> int:
+    """The most tokens a step of the `auto` format runs on the 4-bit weights, with tines'
+    AVX2 kernel or torch's op (None: whichever runs here)."""
+    if tines_kernel is None:
+        tines_kernel = int4_cpu.available()
+    return AUTO_INT4_MAX_TOKENS_AVX2 if tines_kernel else AUTO_INT4_MAX_TOKENS
 
 
 def activation_dtype(fmt: str) -> torch.dtype:
@@ -64,8 +67,7 @@ def activation_dtype(fmt: str) -> torch.dtype:
 def _takes_int4(fmt: str, rows: int, tines_kernel: bool) -> bool:
     """Whether a matmul of `rows` rows in format `fmt` runs on the 4-bit weights (whose
     kernel is tines' AVX2 one or torch's op)."""
-    limit = AUTO_INT4_MAX_TOKENS_AVX2 if tines_kernel else AUTO_INT4_MAX_TOKENS
-    return fmt == "int4" or (fmt == "auto" and rows <= limit)
+    return fmt == "int4" or (fmt == "auto" and rows <= auto_int4_max_tokens(tines_kernel))
 
 
 def _check_format(fmt: str) -> None:
@@ -103,11 +105,7 @@ class Linear(nn.Module):
         if self.fmt in ("int4", "auto"):
             w = weight if isinstance(weight, Int4Weight) else Int4Weight.from_float(weight)
             self.int4_kernel = int4_cpu.available()
-            if self.int4_kernel:  # (q - 8) * scale + zero == q * scale + (zero - 8 * scale)
-                self.q, self.scales = int4_cpu.pack(w.q, w.scale, w.zero - 8 * w.scale)
-            else:
-                self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(w.q.to(torch.int32), 1)
-                self.scales = torch.stack((w.scale.t(), w.zero.t()), dim=-1).to(torch.bfloat16).contiguous()
+            self.q, self.scales = w.packed_for_tines() if self.int4_kernel else w.packed_for_torch()
         elif self.fmt == "int8":
             w8 = Int8Weight.from_float(dense)
             self.q, self.scales = w8.q.contiguous(), w8.scale.to(self.dtype)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...kernels import int4_cpu
+
 GROUP = 32
 
 
@@ -85,6 +87,17 @@ class Int4Weight:
 
     def rows(self, index: torch.Tensor) -> Int4Weight:
         return Int4Weight(self.q[index], self.scale[index], self.zero[index])
+
+    def packed_for_torch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, scales_and_zeros) as torch's `_weight_int4pack_mm_for_cpu` takes them."""
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(self.q.to(torch.int32), 1)
+        scales = torch.stack((self.scale.t(), self.zero.t()), dim=-1).to(torch.bfloat16)
+        return packed, scales.contiguous()
+
+    def packed_for_tines(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q, dm) as tines' AVX2 kernel takes them (`kernels/int4_cpu.py`), whose weights
+        are q * d + m: (q - 8) * scale + zero == q * scale + (zero - 8 * scale)."""
+        return int4_cpu.pack(self.q, self.scale, self.zero - 8 * self.scale)
 
     @staticmethod
     def cat(parts: list[Int4Weight]) -> Int4Weight:
